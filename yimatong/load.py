@@ -1,0 +1,344 @@
+"""Exported YAML → validated records and a list of problems. Never stops at the first bad file.
+
+Files are parsed with libyaml in parallel worker processes. Each validated record is pickled into a
+content-addressed cache (the key also covers this validation code), so an unchanged file is never
+parsed twice: a night with few changes costs a read and a hash per file. Workers hand back only a
+small `Entry` per record; the later stages fetch full records from the `RecordStore` one at a time,
+so memory stays flat however many enterprises there are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import pickle
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from . import explain, yamlread
+from .errors import Problem, YimatongError
+from .identifiers import city_code, uscc_check_ok
+from .schema import SCHEMA_VERSION, EnterpriseFile, Regions, Site
+
+Progress = Callable[[int, int], None]
+M = TypeVar("M", bound=BaseModel)
+
+# Anything that changes what validation accepts changes the cache key.
+_CODE = [Path(__file__).with_name(n) for n in ("schema.py", "identifiers.py", "yamlread.py", "explain.py", "load.py")]
+FINGERPRINT = hashlib.blake2b(b"".join(p.read_bytes() for p in _CODE), digest_size=8).hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What the build keeps in memory for each good record."""
+
+    file: str
+    digest: str
+    permit_no: str
+    name: str
+    uscc: str
+    region: str
+    category: str
+    credit_level: str | None
+
+
+@dataclass
+class Loaded:
+    site: Site
+    regions: Regions
+    entries: list[Entry]
+    problems: list[Problem]
+    files: int
+    store: RecordStore
+    parsed: int = 0  # files parsed this run (the rest came from the cache)
+
+    @property
+    def rejected(self) -> list[str]:
+        return sorted({p.file for p in self.problems if p.severity == "error"})
+
+
+class ConfigInvalid(YimatongError):
+    """site.yaml or regions.yaml is unusable: nothing can be built."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(f"{problems[0].file} 无效，无法构建")
+        self.problems = problems
+
+
+class RecordStore:
+    """Validated records, pickled under their content digest."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.root = cache_dir / "records"
+
+    def path(self, digest: str) -> Path:
+        return self.root / digest[:2] / f"{digest}.pickle"
+
+    def put(self, digest: str, record: EnterpriseFile) -> None:
+        path = self.path(digest)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL))
+        tmp.replace(path)
+
+    def get(self, digest: str) -> EnterpriseFile:
+        return pickle.loads(self.path(digest).read_bytes())
+
+    def has(self, digest: str) -> bool:
+        return self.path(digest).exists()
+
+
+# --- one file --------------------------------------------------------------------------------
+
+
+def read_model(raw: bytes, model: type[M]) -> tuple[M | None, list[Problem]]:
+    """Bytes → a validated model, or the problems that stop it (file names left blank)."""
+    try:
+        text, had_bom = yamlread.decode(raw)
+        data = yamlread.parse(text)
+    except yamlread.YamlProblem as err:
+        return None, [Problem("", err.line, "", err.message)]
+    notes = [Problem("", 1, "", "文件以 UTF-8 BOM 开头，已忽略（建议导出时不写 BOM）", "warning")] if had_bom else []
+    if not isinstance(data, dict):
+        return None, [*notes, Problem("", 1, "", "文件内容应为“键: 值”映射，而不是空文件或列表")]
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        line = yamlread.line_at(yamlread.compose(text), ("schema_version",))
+        return None, [
+            *notes,
+            Problem("", line, "schema_version", f"不支持的格式版本 {version!r}，本程序读取 {SCHEMA_VERSION}"),
+        ]
+    try:
+        record = model.model_validate(data)
+    except ValidationError as err:
+        return None, [*notes, *explain.problems(err.errors(), model, yamlread.compose(text))]
+    checks = record_checks(record) if isinstance(record, EnterpriseFile) else []
+    if checks:
+        tree = yamlread.compose(text)
+        notes += [
+            Problem("", yamlread.line_at(tree, loc), explain.field_path(loc), msg, sev) for loc, msg, sev in checks
+        ]
+    if any(p.severity == "error" for p in notes):
+        return None, notes
+    return record, notes
+
+
+Check = tuple[tuple[str | int, ...], str, str]
+
+
+def record_checks(rec: EnterpriseFile) -> list[Check]:
+    """Rules across blocks of one file, which a JSON Schema cannot express."""
+    out: list[Check] = []
+    if not rec.permit_no.startswith(rec.enterprise.uscc):
+        out.append((("permit_no",), f"前 18 位应与 enterprise.uscc（{rec.enterprise.uscc}）一致", "error"))
+    if not uscc_check_ok(rec.enterprise.uscc):
+        out.append((("enterprise", "uscc"), "统一社会信用代码校验位不符（仍予发布，请核实）", "warning"))
+    outlets = {o.code for o in rec.permit.outlets}
+    refs: list[tuple[tuple[str | int, ...], str]] = [
+        *((("self_monitoring", "plan", i, "outlet"), p.outlet) for i, p in enumerate(rec.self_monitoring.plan)),
+        *((("self_monitoring", "series", i, "outlet"), s.outlet) for i, s in enumerate(rec.self_monitoring.series)),
+        *((("online_monitoring", "series", i, "outlet"), s.outlet) for i, s in enumerate(rec.online_monitoring.series)),
+        *(
+            (("online_monitoring", "warnings", i, "outlet"), w.outlet)
+            for i, w in enumerate(rec.online_monitoring.warnings)
+        ),
+    ]
+    out += [(loc, f"排放口 {code} 不在 permit.outlets 中", "error") for loc, code in refs if code not in outlets]
+    return out
+
+
+def entry_of(record: EnterpriseFile, file: str, digest: str) -> Entry:
+    e = record.enterprise
+    level = record.credit.level if record.credit else None
+    return Entry(file, digest, record.permit_no, e.name, e.uscc, e.region, record.permit.category, level)
+
+
+# --- many files, in parallel, through the cache -------------------------------------------------
+
+Outcome = tuple[Entry | None, list[Problem]]  # file left blank in both: the same bytes may move
+
+
+@dataclass
+class _Job:
+    data_dir: Path
+    store: RecordStore
+    known: frozenset[str]
+    max_bytes: int
+
+
+_JOB: _Job | None = None  # set before the pool forks, read by the workers
+
+
+def _work(batch: list[str]) -> list[tuple[str, str | None, Outcome | None]]:
+    """For each file: (file, digest, outcome); outcome None when the cache already has it."""
+    job = _JOB
+    assert job is not None
+    out: list[tuple[str, str | None, Outcome | None]] = []
+    for rel in batch:
+        path = job.data_dir / rel
+        size = path.stat().st_size
+        if size > job.max_bytes:
+            too_big = Problem(
+                "", None, "", f"文件过大（{size:,} 字节，上限 {job.max_bytes:,}；见 site.yaml max_file_bytes）"
+            )
+            out.append((rel, None, (None, [too_big])))
+            continue
+        raw = path.read_bytes()
+        digest = hashlib.blake2b(raw, digest_size=16, person=FINGERPRINT.encode()[:16]).hexdigest()
+        if digest in job.known:
+            out.append((rel, digest, None))
+            continue
+        record, problems = read_model(raw, EnterpriseFile)
+        entry = None
+        if record is not None:
+            job.store.put(digest, record)
+            entry = entry_of(record, "", digest)
+        out.append((rel, digest, (entry, problems)))
+    return out
+
+
+def _batches(items: list[str], workers: int) -> list[list[str]]:
+    size = max(20, min(500, len(items) // (workers * 8) or 1))
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _run(batches: list[list[str]], workers: int) -> Iterator[list[tuple[str, str | None, Outcome | None]]]:
+    if workers <= 1 or len(batches) <= 1:
+        yield from map(_work, batches)
+        return
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        yield from pool.imap(_work, batches)
+
+
+def _config(path: Path, model: type[M]) -> M:
+    name = path.name
+    if not path.is_file():
+        raise ConfigInvalid([Problem(name, None, "", "文件不存在")])
+    record, problems = read_model(path.read_bytes(), model)
+    if record is None:
+        raise ConfigInvalid([p.at(name) for p in problems])
+    return record
+
+
+def _index_path(cache_dir: Path) -> Path:
+    return cache_dir / f"index-{FINGERPRINT}.pickle"
+
+
+def load(data_dir: Path, cache_dir: Path, workers: int | None = None, progress: Progress | None = None) -> Loaded:
+    """Read, validate and cross-check every export under `data_dir`."""
+    global _JOB
+    site = _config(data_dir / "site.yaml", Site)
+    regions = _config(data_dir / "regions.yaml", Regions)
+    problems: list[Problem] = []
+    folder = data_dir / "enterprises"
+    names = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    files = [f"enterprises/{n}" for n in names if n.endswith(".yaml")]
+    problems += [
+        Problem(f"enterprises/{n}", None, "", "已忽略：不是 .yaml 文件", "warning")
+        for n in names
+        if not n.endswith(".yaml")
+    ]
+    if not files:
+        problems.append(Problem("enterprises/", None, "", "没有找到任何 .yaml 导出文件"))
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    store = RecordStore(cache_dir)
+    index: dict[str, Outcome] = _read_index(cache_dir)
+    _JOB = _Job(
+        data_dir, store, frozenset(d for d in index if store.has(d) or index[d][0] is None), site.max_file_bytes
+    )
+    workers = workers or os.cpu_count() or 1
+    done, parsed = 0, 0
+    fresh: dict[str, Outcome] = {}
+    entries: list[Entry] = []
+    try:
+        for batch in _run(_batches(files, workers), workers):
+            for rel, digest, outcome in batch:
+                if outcome is None:
+                    assert digest is not None
+                    outcome = index[digest]
+                else:
+                    parsed += 1
+                if digest:
+                    fresh[digest] = outcome
+                entry, found = outcome
+                problems += [p.at(rel) for p in found]
+                if entry is not None:
+                    entries.append(replace(entry, file=rel))
+            done += len(batch)
+            if progress:
+                progress(done, len(files))
+    finally:
+        _JOB = None
+    _write_index(cache_dir, fresh)
+    for gone in index.keys() - fresh.keys():  # records no file refers to any more
+        store.path(gone).unlink(missing_ok=True)
+    entries, cross = cross_checks(entries, site, regions, data_dir)
+    problems += cross
+    return Loaded(site, regions, entries, sorted(problems), len(files), store, parsed)
+
+
+def _read_index(cache_dir: Path) -> dict[str, Outcome]:
+    try:
+        return pickle.loads(_index_path(cache_dir).read_bytes())
+    except (OSError, pickle.UnpicklingError, EOFError):
+        return {}
+
+
+def _write_index(cache_dir: Path, index: dict[str, Outcome]) -> None:
+    path = _index_path(cache_dir)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(pickle.dumps(index, protocol=pickle.HIGHEST_PROTOCOL))
+    tmp.replace(path)
+
+
+# --- rules across files ------------------------------------------------------------------------
+
+
+def cross_checks(
+    entries: list[Entry], site: Site, regions: Regions, data_dir: Path
+) -> tuple[list[Entry], list[Problem]]:
+    """Duplicate permit numbers, unknown regions, unknown credit levels: the offenders are rejected."""
+    problems: list[Problem] = []
+    by_permit: dict[str, list[Entry]] = defaultdict(list)
+    for e in entries:
+        by_permit[e.permit_no].append(e)
+    known = {c.code for c in regions.cities} | {k.code for c in regions.cities for k in c.counties}
+    cities = {c.code for c in regions.cities}
+    levels = {c.level for c in site.credit_scale}
+    bad: set[str] = set()
+    for e in entries:
+        found: list[tuple[tuple[str, ...], str]] = []
+        twins = [t.file for t in by_permit[e.permit_no] if t is not e]
+        if twins:
+            found.append((("permit_no",), f"许可证编号与 {', '.join(twins)} 重复，均未发布"))
+        if e.region not in known or city_code(e.region) not in cities:
+            found.append((("enterprise", "region"), f"行政区划代码 {e.region} 不在 regions.yaml 中"))
+        if e.credit_level is not None and e.credit_level not in levels:
+            allowed = "、".join(c.level for c in site.credit_scale)
+            found.append(
+                (("credit", "level"), f"信用等级“{e.credit_level}”不在 site.yaml 的 credit_scale（{allowed}）中")
+            )
+        if found:
+            bad.add(e.file)
+            problems += _located(data_dir, e.file, found)
+    good = sorted((e for e in entries if e.file not in bad), key=lambda e: e.permit_no)
+    return good, problems
+
+
+def _located(data_dir: Path, file: str, found: list[tuple[tuple[str, ...], str]]) -> list[Problem]:
+    """Problems found after parsing: read the file once more to say on which line."""
+    text, _ = yamlread.decode((data_dir / file).read_bytes())
+    tree = yamlread.compose(text)
+    return [Problem(file, yamlread.line_at(tree, loc), explain.field_path(loc), msg) for loc, msg in found]
+
+
+def iter_records(loaded: Loaded, entries: Iterable[Entry] | None = None) -> Iterator[tuple[Entry, EnterpriseFile]]:
+    for e in entries if entries is not None else loaded.entries:
+        yield e, loaded.store.get(e.digest)

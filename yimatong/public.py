@@ -1,0 +1,67 @@
+"""The public view: the one place where confidential content and personal data are removed.
+
+Pages, signs, search and downloads read only this view, so nothing withheld can leak by a side
+door. A withheld block or item stays visible as withheld (seed 000, Art. 7), so an absence is never
+silent; personal data that an exporter left in free text is masked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from pydantic import BaseModel
+
+from .schema import Block, EnterpriseFile, Withholdable
+
+MASK = "＊＊＊"
+# Codes validated against strict patterns: never masked (a USCC can look like an ID number).
+_IDENTIFIERS = frozenset({"permit_no", "uscc", "region", "code", "outlet", "pollutant", "flags", "id"})
+_MOBILE = re.compile(r"(?<![0-9])(?:\+?86[ -]?)?1[3-9][0-9](?:[ -]?[0-9]{4}){2}(?![0-9])")
+_ID_CARD = re.compile(
+    r"(?<![0-9A-Za-z])[1-9][0-9]{5}(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9Xx](?![0-9A-Za-z])"
+)
+
+
+def scrub(text: str) -> str:
+    """Mask private mobile numbers and resident ID numbers (GB 11643 shape, any check digit: a
+    mistyped number is still somebody's) in free text."""
+    return _MOBILE.sub(MASK, _ID_CARD.sub(MASK, text))
+
+
+def public_view(record: EnterpriseFile) -> dict[str, Any]:
+    """The record as it may be published: JSON-ready values, withheld parts marked `withheld`."""
+    return _public(record)
+
+
+def _public(obj: BaseModel) -> dict[str, Any]:
+    if isinstance(obj, Withholdable) and obj.confidential:
+        withheld: dict[str, Any] = {"withheld": True}
+        if isinstance(obj, Block):
+            withheld["source"] = _public(obj.source)
+        keep = obj.always_public
+        withheld |= {k: _value(k, getattr(obj, k)) for k in type(obj).model_fields if k in keep}
+        return withheld
+    hidden = set(obj.confidential_fields) if isinstance(obj, Withholdable) else set()
+    out: dict[str, Any] = {}
+    for name in type(obj).model_fields:
+        if name in ("confidential", "confidential_fields"):
+            continue
+        if name in hidden:
+            out.setdefault("withheld_fields", []).append(name)
+            continue
+        out[name] = _value(name, getattr(obj, name))
+    return out
+
+
+def _value(name: str, value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return _public(value)
+    if isinstance(value, list):
+        return [_value(name, v) for v in value]
+    if isinstance(value, str):
+        return value if name in _IDENTIFIERS else scrub(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value

@@ -1,0 +1,68 @@
+"""Build into a staging directory beside the output, then swap it in with one atomic rename.
+
+The live output is never written into: a run that dies leaves the previous site as it was, and the
+next run clears its leftover staging directory.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import shutil
+from pathlib import Path
+
+from .errors import YimatongError
+
+MARKER = ".yimatong-output"  # only directories we made are ever replaced
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def staging_dir(out: Path) -> Path:
+    return out.parent / f".{out.name}.staging"
+
+
+def begin(out: Path) -> Path:
+    """A fresh, empty staging directory for `out` (a leftover from a killed run is removed)."""
+    out = out.resolve()
+    if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
+        raise YimatongError(f"{out} 不是本程序生成的输出目录，拒绝覆盖（请换一个 --out 目录）")
+    staging = staging_dir(out)
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(_old_dir(out), ignore_errors=True)
+    staging.mkdir(parents=True)
+    (staging / MARKER).write_text("built by yimatong; this directory is replaced whole on every build\n")
+    return staging
+
+
+def swap(staging: Path, out: Path) -> None:
+    """Make `staging` the live `out` in one step; the old tree is removed afterwards."""
+    out = out.resolve()
+    if out.exists() and _exchange(staging, out):
+        shutil.rmtree(staging)  # now holds the previous site
+        return
+    if out.exists():  # no renameat2 (not Linux): two renames, the gap is a few microseconds
+        old = _old_dir(out)
+        out.rename(old)
+        staging.rename(out)
+        shutil.rmtree(old)
+    else:
+        staging.rename(out)
+
+
+def _old_dir(out: Path) -> Path:
+    return out.parent / f".{out.name}.old"
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two directories atomically with renameat2(RENAME_EXCHANGE) where the kernel has it."""
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name:
+        return False
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    fn = getattr(libc, "renameat2", None)
+    if fn is None:
+        return False
+    rc = fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    return rc == 0

@@ -1,0 +1,39 @@
+"""Permanent addresses. Pages, QR codes, the sitemap and verification all call these.
+
+Signs are printed on steel and hang for years, so these must never change. Paths use only
+upper-case letters, digits and '/', so a whole URL upper-cased (scheme and host are
+case-insensitive) fits QR alphanumeric mode, giving coarser, easier-to-scan codes.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from .identifiers import OUTLET_PATTERN, PERMIT_PATTERN
+
+_PERMIT = re.compile(PERMIT_PATTERN)
+_OUTLET = re.compile(OUTLET_PATTERN)
+
+
+def enterprise_path(permit_no: str) -> str:
+    """The site-relative directory of a permit holder's page, e.g. 'P/91450600MA5K3XY21D001P/'."""
+    if not _PERMIT.match(permit_no):  # the schema guarantees it; this guards every other caller
+        raise ValueError(f"not a permit number: {permit_no!r}")
+    return f"P/{permit_no}/"
+
+
+def outlet_path(permit_no: str, outlet: str) -> str:
+    if not _OUTLET.match(outlet):
+        raise ValueError(f"not an outlet code: {outlet!r}")
+    return f"{enterprise_path(permit_no)}{outlet}/"
+
+
+def absolute(base_url: str, path: str) -> str:
+    return base_url + path
+
+
+def qr_url(base_url: str, path: str) -> str:
+    """The URL a sign's QR code carries: the permanent address in QR alphanumeric form."""
+    parts = urlsplit(base_url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}{path}".upper()
