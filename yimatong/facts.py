@@ -1,12 +1,26 @@
-"""Derived facts: pure functions of the public view and the data's as-of date."""
+"""Derived facts: pure functions of the public view and the data's as-of date.
+
+Everything a page states that is not copied from the export is computed here and tested on its
+own: permit status, recent penalties, exceedances, inspection caps, the monthly compliance strip.
+A withheld block ({"withheld": True, ...}) yields no facts, never a wrong "none".
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, Literal
 
+View = dict[str, Any]
 PermitStatus = Literal["valid", "expiring", "expired", "revoked", "cancelled", "deregistered"]
 EXPIRY_WARNING_DAYS = 90
+PENALTY_YEARS = 3
+EXCEEDANCE_DAYS = 30
+# Seed 002: each level inspects a firm at most twice a year, six times in all.
+INSPECTION_CAP_PER_LEVEL = 2
+INSPECTION_CAP_TOTAL = 6
 
 STATUS_LABELS: dict[str, str] = {
     "valid": "有效",
@@ -18,16 +32,185 @@ STATUS_LABELS: dict[str, str] = {
 }
 
 
-def permit_status(view: dict[str, Any], as_of: dt.date) -> PermitStatus:
+def date(value: str) -> dt.date:
+    return dt.date.fromisoformat(value)
+
+
+def withheld(block: View | None) -> bool:
+    return bool(block and block.get("withheld"))
+
+
+def items(block: View | None) -> list[View]:
+    """The public items of a block (withheld items included, marked); none when withheld whole."""
+    if not block or withheld(block):
+        return []
+    return list(block.get("items", []))
+
+
+def permit_status(view: View, as_of: dt.date) -> PermitStatus:
     """The permit's status on `as_of`: the exporter states revocation; expiry is computed."""
     if view["enterprise"]["status"] == "deregistered":
         return "deregistered"
     permit = view["permit"]
     if permit["status"] != "valid":
         return permit["status"]
-    until = dt.date.fromisoformat(permit["valid_until"])
-    if until < as_of:
+    days = days_to_expiry(view, as_of)
+    if days < 0:
         return "expired"
-    if (until - as_of).days <= EXPIRY_WARNING_DAYS:
-        return "expiring"
-    return "valid"
+    return "expiring" if days <= EXPIRY_WARNING_DAYS else "valid"
+
+
+def days_to_expiry(view: View, as_of: dt.date) -> int:
+    return (date(view["permit"]["valid_until"]) - as_of).days
+
+
+def recent_penalties(view: View, as_of: dt.date, years: int = PENALTY_YEARS) -> list[View]:
+    """Penalties decided in the last `years` years, newest first."""
+    since = as_of - dt.timedelta(days=round(365.25 * years))
+    return sorted(
+        (p for p in items(view["penalties"]) if date(p["date"]) > since), key=lambda p: p["date"], reverse=True
+    )
+
+
+def latest_inspection(view: View) -> View | None:
+    found = items(view["inspections"])
+    return max(found, key=lambda i: i["date"]) if found else None
+
+
+@dataclass(frozen=True)
+class InspectionCount:
+    year: int
+    by_level: dict[str, int]
+    total: int
+    cap_per_level: int = INSPECTION_CAP_PER_LEVEL
+    cap_total: int = INSPECTION_CAP_TOTAL
+
+    @property
+    def over_cap(self) -> bool:
+        return self.total > self.cap_total or any(n > self.cap_per_level for n in self.by_level.values())
+
+
+def inspections_this_year(view: View, as_of: dt.date) -> InspectionCount:
+    counts = Counter(
+        i["level"] for i in items(view["inspections"]) if "level" in i and date(i["date"]).year == as_of.year
+    )
+    by_level = {level: counts.get(level, 0) for level in ("province", "city", "county")}
+    return InspectionCount(as_of.year, by_level, sum(by_level.values()))
+
+
+def open_rectifications(view: View) -> list[View]:
+    return [r for r in items(view["rectifications"]) if r.get("status") in ("open", "submitted")]
+
+
+def overdue(rectification: View, as_of: dt.date) -> bool:
+    deadline = rectification.get("deadline")
+    return rectification.get("status") != "closed" and deadline is not None and date(deadline) < as_of
+
+
+# --- monitoring -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Limit:
+    high: float | None
+    low: float | None
+    unit: str | None
+
+    def exceeded_by(self, value: float) -> bool:
+        return (self.high is not None and value > self.high) or (self.low is not None and value < self.low)
+
+
+def limit_for(view: View, outlet: str, pollutant: str, series_limit: float | None = None) -> Limit:
+    """The series' own limit, else the permitted limit of that outlet and pollutant."""
+    for o in view["permit"].get("outlets", []):
+        if o["code"] == outlet:
+            for p in o.get("pollutants", []):
+                if p["code"] == pollutant:
+                    high = series_limit if series_limit is not None else p.get("limit")
+                    return Limit(high, p.get("limit_min"), p.get("unit"))
+    return Limit(series_limit, None, None)
+
+
+@dataclass(frozen=True)
+class Reading:
+    day: dt.date
+    value: float | None
+    flag: str
+
+    @property
+    def valid(self) -> bool:
+        """Only HJ 212 'N' values count toward exceedances."""
+        return self.flag == "N" and self.value is not None
+
+
+def readings(series: View) -> Iterator[Reading]:
+    start = date(series["start"])
+    for i, (value, flag) in enumerate(zip(series["values"], series["flags"], strict=True)):
+        yield Reading(start + dt.timedelta(days=i), value, flag)
+
+
+def online_series(view: View, outlet: str | None = None) -> list[View]:
+    block = view["online_monitoring"]
+    if withheld(block):
+        return []
+    return [s for s in block.get("series", []) if outlet is None or s["outlet"] == outlet]
+
+
+@dataclass(frozen=True)
+class Exceedance:
+    outlet: str
+    pollutant: str
+    day: dt.date
+    value: float
+    limit: Limit
+
+
+def exceedances(view: View, as_of: dt.date, days: int = EXCEEDANCE_DAYS, outlet: str | None = None) -> list[Exceedance]:
+    """Valid daily values over the limit in the `days` days up to `as_of`, newest first."""
+    since = as_of - dt.timedelta(days=days)
+    found = []
+    for s in online_series(view, outlet):
+        limit = limit_for(view, s["outlet"], s["pollutant"], s.get("limit"))
+        for r in readings(s):
+            if since < r.day <= as_of and r.valid and limit.exceeded_by(r.value):
+                found.append(Exceedance(s["outlet"], s["pollutant"], r.day, r.value, limit))
+    return sorted(found, key=lambda e: (e.day, e.outlet, e.pollutant), reverse=True)
+
+
+MonthState = Literal["ok", "exceed", "nodata"]
+
+
+@dataclass(frozen=True)
+class MonthCell:
+    month: str  # YYYY-MM
+    state: MonthState
+    valid_values: int  # valid daily values of all pollutants in the month
+    exceed_values: int
+
+
+def months_back(as_of: dt.date, n: int = 12) -> list[str]:
+    """The `n` calendar months ending with as_of's month, oldest first."""
+    y, m = as_of.year, as_of.month
+    out = []
+    for _ in range(n):
+        out.append(f"{y:04d}-{m:02d}")
+        y, m = (y, m - 1) if m > 1 else (y - 1, 12)
+    return out[::-1]
+
+
+def monthly_strip(view: View, outlet: str, as_of: dt.date, n: int = 12) -> list[MonthCell]:
+    """ECHO-style compliance by month for one outlet: any valid exceedance → exceed; no valid data → nodata."""
+    valid: Counter[str] = Counter()
+    exceed: Counter[str] = Counter()
+    for s in online_series(view, outlet):
+        limit = limit_for(view, outlet, s["pollutant"], s.get("limit"))
+        for r in readings(s):
+            if r.valid and r.day <= as_of:
+                key = r.day.isoformat()[:7]
+                valid[key] += 1
+                exceed[key] += limit.exceeded_by(r.value)
+    cells = []
+    for month in months_back(as_of, n):
+        state: MonthState = "nodata" if not valid[month] else ("exceed" if exceed[month] else "ok")
+        cells.append(MonthCell(month, state, valid[month], exceed[month]))
+    return cells

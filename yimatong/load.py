@@ -150,6 +150,33 @@ def record_checks(rec: EnterpriseFile) -> list[Check]:
         ),
     ]
     out += [(loc, f"排放口 {code} 不在 permit.outlets 中", "error") for loc, code in refs if code not in outlets]
+    for i, o in enumerate(rec.permit.outlets):
+        prefix = {"air": "DA", "water": "DW"}.get(o.kind)
+        if (prefix and not o.code.startswith(prefix)) or (not prefix and o.code[:2] in ("DA", "DW")):
+            out.append(
+                (
+                    ("permit", "outlets", i, "code"),
+                    f"编号 {o.code} 与类型 {o.kind} 不符（废气 DA、废水 DW、固废设施其他两字母）",
+                    "error",
+                )
+            )
+        for j, p in enumerate(o.pollutants):
+            if p.limit is not None and p.limit_min is not None and p.limit_min > p.limit:
+                out.append((("permit", "outlets", i, "pollutants", j, "limit_min"), "下限大于上限", "error"))
+    letter = rec.permit_no[-1]
+    if (rec.permit.kind == "permit") != (letter == "P"):
+        out.append(
+            (
+                ("permit_no",),
+                f"末位字母 {letter} 与 permit.kind（{rec.permit.kind}）不符：许可证通常为 P，登记为其他字母",
+                "warning",
+            )
+        )
+    if rec.enterprise.status == "deregistered" and rec.permit.status == "valid":
+        out.append((("permit", "status"), "企业已注销，但许可证仍为有效", "warning"))
+    for i, r in enumerate(rec.rectifications.items):
+        if r.closed and r.closed < r.found:
+            out.append((("rectifications", "items", i, "closed"), "销号日期早于发现日期", "error"))
     return out
 
 

@@ -1,21 +1,25 @@
-"""HTML pages from the public view: one per permit, the index, and the markdown pages in content/.
+"""HTML pages from the public view: a page per permit and per outlet, the browsing lists, the home
+page, the markdown pages of content/, 404, sitemap.xml and robots.txt.
 
-Each template gets a declared context (a dataclass below); templates present, they do not compute.
+Records are streamed one at a time; only a small `Row` per enterprise stays in memory for the lists.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from urllib.parse import urlsplit
+from xml.sax.saxutils import escape
 
 import markdown
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from . import facts, urls
+from .context import TONE_OF_STATUS, Common, Place, cn_date, enterprise_page, outlet_page, root_of
 from .load import Loaded, iter_records
 from .public import public_view
 from .schema import Regions, Site
@@ -23,54 +27,78 @@ from .schema import Regions, Site
 ROOT = Path(__file__).resolve().parent.parent
 LAYOUTS = ROOT / "layouts"
 CONTENT = ROOT / "content"
-
-
-@dataclass(frozen=True)
-class Place:
-    city: str
-    county: str | None
-
-
-@dataclass(frozen=True)
-class Common:
-    """What every page's frame needs."""
-
-    site: Site
-    root: str  # relative path from the page to the site root, e.g. '../../'
-    title: str
-
-
-@dataclass(frozen=True)
-class EnterprisePage:
-    common: Common
-    view: dict[str, Any]
-    place: Place
-    status: str
-    status_label: str
-    url: str  # the permanent address
+PAGE_SIZE = 100
+SITEMAP_LIMIT = 50_000  # URLs per sitemap file (sitemaps.org)
+RECENT_DAYS = 30
+SCROLL_BOX = '<div class="scroll" tabindex="0" role="region" aria-label="表格（可横向滚动）">'
+CATEGORIES = {"重点管理": "key", "简化管理": "simplified", "登记管理": "registered"}
 
 
 @dataclass(frozen=True)
 class Row:
+    """An enterprise as the browsing lists show it (from the public view only)."""
+
+    permit_no: str
     name: str
-    href: str
+    path: str
+    city_code: str
     county: str | None
+    industry: str
+    industry_name: str
     category: str
     status: str
     status_label: str
+    status_tone: str
+    exceedances: int
+    penalties: int
+    open_rectifications: int
 
 
 @dataclass(frozen=True)
-class CityGroup:
+class Event:
+    date: str
+    what: str
     name: str
-    rows: list[Row]
+    path: str
 
 
 @dataclass(frozen=True)
-class IndexPage:
+class Link:
+    text: str
+    href: str
+    count: int | None = None
+
+
+@dataclass(frozen=True)
+class ListPage:
     common: Common
+    heading: str
+    intro: str
+    rows: list[Row]
+    page: int
+    pages: list[Link]  # one per page of this list; the current one has href ""
+    first: int  # number of the first row on this page
+
+
+@dataclass(frozen=True)
+class Figures:
     total: int
-    cities: list[CityGroup]
+    by_category: list[Link]
+    by_status: list[tuple[str, str, int]]  # status, label, count
+    with_exceedances: int
+    with_penalties: int
+    with_open_rectifications: int
+
+
+@dataclass(frozen=True)
+class HomePage:
+    common: Common
+    figures: Figures
+    cities: list[Link]
+    categories: list[Link]
+    industries: list[Link]
+    recent: list[Event]
+    content: list[Link]
 
 
 @dataclass(frozen=True)
@@ -79,10 +107,11 @@ class ContentPage:
     html: str
 
 
-def cn_date(value: dt.date | str) -> str:
-    """2026-11-20 → 2026年11月20日."""
-    date = dt.date.fromisoformat(value) if isinstance(value, str) else value
-    return f"{date.year}年{date.month}月{date.day}日"
+@dataclass(frozen=True)
+class IndexOfLinks:
+    common: Common
+    heading: str
+    links: list[Link]
 
 
 def environment() -> Environment:
@@ -95,6 +124,7 @@ def environment() -> Environment:
         keep_trailing_newline=True,
     )
     env.filters["cn_date"] = cn_date
+    env.filters["num"] = lambda v: "—" if v is None else f"{v:g}"
     return env
 
 
@@ -103,13 +133,10 @@ def places(regions: Regions) -> Callable[[str], Place]:
     counties = {k.code: k.name for c in regions.cities for k in c.counties}
 
     def place(region: str) -> Place:
-        return Place(names[region[:4] + "00"], counties.get(region))
+        city = region[:4] + "00"
+        return Place(names[city], city, counties.get(region))
 
     return place
-
-
-def _root(path: str) -> str:
-    return "../" * path.count("/")
 
 
 def write(staging: Path, path: str, text: str) -> None:
@@ -119,42 +146,175 @@ def write(staging: Path, path: str, text: str) -> None:
 
 
 def render(loaded: Loaded, staging: Path, progress: Callable[[int, int], None] | None = None) -> int:
-    """Write every page; returns how many were written."""
+    """Write every page; returns how many HTML pages were written."""
     env = environment()
     site, place = loaded.site, places(loaded.regions)
-    enterprise = env.get_template("enterprise.html")
-    rows: list[tuple[str, Row]] = []
+    tones = {c.level: c.tone for c in site.credit_scale}
+    enterprise_t, outlet_t = env.get_template("enterprise.html"), env.get_template("outlet.html")
+    rows: list[Row] = []
+    events: list[Event] = []
+    sitemap: list[str] = []
     count = 0
     for entry, record in iter_records(loaded):
         view = public_view(record)
-        path = urls.enterprise_path(entry.permit_no)
-        status = facts.permit_status(view, site.as_of)
-        page = EnterprisePage(
-            Common(site, _root(path), view["enterprise"]["name"]),
-            view,
-            place(entry.region),
-            status,
-            facts.STATUS_LABELS[status],
-            urls.absolute(site.base_url, path),
+        page = enterprise_page(view, site, place(entry.region), tones)
+        write(staging, page.common.path + "index.html", enterprise_t.render(page=page))
+        sitemap.append(page.common.path)
+        for outlet in page.outlets:
+            sub = outlet_page(view, site, page.place, outlet)
+            write(staging, sub.common.path + "index.html", outlet_t.render(page=sub))
+            sitemap.append(sub.common.path)
+            count += 1
+        rows.append(_row(view, page.common.path, page.place, site.as_of))
+        events += _events(view, page.common.path, site.as_of)
+        count += 1
+        if progress and (count % 500 == 0 or len(rows) == len(loaded.entries)):
+            progress(len(rows), len(loaded.entries))
+    lists = list(_list_pages(site, loaded.regions, rows))
+    for path, page in lists:
+        template = "list.html" if isinstance(page, ListPage) else "links.html"
+        write(staging, path + "index.html", env.get_template(template).render(page=page))
+        sitemap.append(path)
+    contents = list(_content_pages(site))
+    for path, page in contents:
+        write(staging, path + "index.html", env.get_template("content.html").render(page=page))
+        sitemap.append(path)
+    home = _home(site, loaded.regions, rows, events, contents)
+    write(staging, "index.html", env.get_template("home.html").render(page=home))
+    sitemap.insert(0, "")
+    base_path = urlsplit(site.base_url).path
+    write(
+        staging,
+        "404.html",
+        env.get_template("404.html").render(page=ContentPage(Common(site, base_path, "页面不存在", "404.html"), "")),
+    )
+    for name, text in sitemaps(site.base_url, sitemap).items():
+        write(staging, name, text)
+    write(staging, "robots.txt", f"User-agent: *\nAllow: /\nSitemap: {site.base_url}sitemap.xml\n")
+    return count + len(lists) + len(contents) + 2
+
+
+def _row(view: facts.View, path: str, place: Place, as_of: dt.date) -> Row:
+    status = facts.permit_status(view, as_of)
+    industry = view["enterprise"]["industry"]
+    return Row(
+        view["permit_no"],
+        view["enterprise"]["name"],
+        path,
+        place.city_code,
+        place.county,
+        industry["code"],
+        industry["name"],
+        view["permit"]["category"],
+        status,
+        facts.STATUS_LABELS[status],
+        TONE_OF_STATUS[status],
+        len(facts.exceedances(view, as_of)),
+        len(facts.recent_penalties(view, as_of)),
+        len(facts.open_rectifications(view)),
+    )
+
+
+def _events(view: facts.View, path: str, as_of: dt.date) -> list[Event]:
+    """What happened in the last RECENT_DAYS days, from the dates in the record."""
+    since = (as_of - dt.timedelta(days=RECENT_DAYS)).isoformat()
+    name = view["enterprise"]["name"]
+    permit = view["permit"]
+    found = []
+    if permit["issued"] > since:
+        found.append(
+            Event(permit["issued"], "新核发排污许可" if permit["kind"] == "permit" else "新增排污登记", name, path)
         )
-        write(staging, path + "index.html", enterprise.render(page=page))
-        rows.append((entry.region, Row(entry.name, path, page.place.county, entry.category, status, page.status_label)))
-        count += 1
-        if progress and count % 200 == 0:
-            progress(count, len(loaded.entries))
-    write(staging, "index.html", env.get_template("index.html").render(page=_index(site, loaded.regions, rows)))
-    for path, page in _content_pages(site):
-        write(staging, path, env.get_template("content.html").render(page=page))
-        count += 1
-    return count + 1
+    if permit.get("status_date") and permit["status_date"] > since:
+        found.append(Event(permit["status_date"], "排污许可" + facts.STATUS_LABELS[permit["status"]], name, path))
+    found += [Event(p["date"], "行政处罚", name, path) for p in facts.items(view["penalties"]) if p["date"] > since]
+    found += [
+        Event(i["date"], "检查发现问题", name, path)
+        for i in facts.items(view["inspections"])
+        if i["date"] > since and i.get("result") == "problems_found"
+    ]
+    found += [
+        Event(r["closed"], "问题整改销号", name, path)
+        for r in facts.items(view["rectifications"])
+        if (r.get("closed") or "") > since
+    ]
+    return found
 
 
-def _index(site: Site, regions: Regions, rows: list[tuple[str, Row]]) -> IndexPage:
-    groups = []
+def _paged(common_path: str, site: Site, heading: str, intro: str, rows: list[Row]) -> Iterator[tuple[str, ListPage]]:
+    chunks = [rows[i : i + PAGE_SIZE] for i in range(0, len(rows), PAGE_SIZE)] or [[]]
+    paths = [common_path if n == 0 else f"{common_path}{n + 1}/" for n in range(len(chunks))]
+    for n, chunk in enumerate(chunks):
+        here = paths[n]
+        links = [Link(str(i + 1), "" if i == n else root_of(here) + p) for i, p in enumerate(paths)]
+        title = heading if n == 0 else f"{heading}（第 {n + 1} 页）"
+        yield (
+            here,
+            ListPage(Common(site, root_of(here), title, here), heading, intro, chunk, n + 1, links, n * PAGE_SIZE + 1),
+        )
+
+
+def _sorted(rows: list[Row]) -> list[Row]:
+    return sorted(rows, key=lambda r: (r.name, r.permit_no))
+
+
+def _list_pages(site: Site, regions: Regions, rows: list[Row]) -> Iterator[tuple[str, ListPage | IndexOfLinks]]:
+    by_city: dict[str, list[Row]] = defaultdict(list)
+    by_industry: dict[str, list[Row]] = defaultdict(list)
+    by_category: dict[str, list[Row]] = defaultdict(list)
+    for r in rows:
+        by_city[r.city_code].append(r)
+        by_industry[r.industry].append(r)
+        by_category[r.category].append(r)
     for city in regions.cities:
-        mine = sorted((r for region, r in rows if region[:4] == city.code[:4]), key=lambda r: r.name)
-        groups.append(CityGroup(city.name, mine))
-    return IndexPage(Common(site, "", site.program_name), len(rows), groups)
+        intro = f"{city.name}的排污许可持证（登记）单位，共 {len(by_city[city.code])} 家，按名称排序。"
+        yield from _paged(f"city/{city.code}/", site, city.name, intro, _sorted(by_city[city.code]))
+    names = {r.industry: r.industry_name for r in rows}
+    for code in sorted(by_industry):
+        intro = f"行业“{names[code]}”（{code}）的持证（登记）单位，共 {len(by_industry[code])} 家。"
+        yield from _paged(f"industry/{code}/", site, f"{names[code]}（{code}）", intro, _sorted(by_industry[code]))
+    for category, slug in CATEGORIES.items():
+        intro = f"实行{category}的单位，共 {len(by_category[category])} 家。"
+        yield from _paged(f"category/{slug}/", site, category, intro, _sorted(by_category[category]))
+    indexes = {
+        "city/": ("按地区浏览", [Link(c.name, f"{c.code}/", len(by_city[c.code])) for c in regions.cities]),
+        "industry/": (
+            "按行业浏览",
+            [Link(f"{names[c]}（{c}）", f"{c}/", len(by_industry[c])) for c in sorted(by_industry)],
+        ),
+        "category/": ("按管理类别浏览", [Link(c, f"{slug}/", len(by_category[c])) for c, slug in CATEGORIES.items()]),
+    }
+    for path, (heading, links) in indexes.items():
+        yield path, IndexOfLinks(Common(site, "../", heading, path), heading, links)
+
+
+def _home(
+    site: Site, regions: Regions, rows: list[Row], events: list[Event], contents: list[tuple[str, ContentPage]]
+) -> HomePage:
+    cities = Counter(r.city_code for r in rows)
+    categories = Counter(r.category for r in rows)
+    statuses = Counter(r.status for r in rows)
+    industries = Counter(r.industry for r in rows)
+    names = {r.industry: r.industry_name for r in rows}
+    figures = Figures(
+        total=len(rows),
+        by_category=[Link(c, f"category/{slug}/", categories[c]) for c, slug in CATEGORIES.items()],
+        by_status=[(s, facts.STATUS_LABELS[s], statuses[s]) for s in facts.STATUS_LABELS if statuses[s]],
+        with_exceedances=sum(1 for r in rows if r.exceedances),
+        with_penalties=sum(1 for r in rows if r.penalties),
+        with_open_rectifications=sum(1 for r in rows if r.open_rectifications),
+    )
+    top_industries = sorted(industries, key=lambda c: (-industries[c], c))[:12]
+    recent = sorted(events, key=lambda e: (e.date, e.path), reverse=True)[:20]
+    return HomePage(
+        common=Common(site, "", site.program_name, ""),
+        figures=figures,
+        cities=[Link(c.name, f"city/{c.code}/", cities[c.code]) for c in regions.cities],
+        categories=figures.by_category,
+        industries=[Link(names[c], f"industry/{c}/", industries[c]) for c in top_industries],
+        recent=recent,
+        content=[Link(page.common.title, path) for path, page in contents],
+    )
 
 
 def _content_pages(site: Site) -> Iterator[tuple[str, ContentPage]]:
@@ -162,9 +322,27 @@ def _content_pages(site: Site) -> Iterator[tuple[str, ContentPage]]:
     for source in sorted(CONTENT.glob("*.md")):
         text = source.read_text(encoding="utf-8")
         title = source.stem
-        front = re.match(r"^---\ntitle: (.+)\n---\n", text)
+        front = re.match(r"^---\ntitle: (.+)\n(?:order: \d+\n)?---\n", text)
         if front:
             title, text = front.group(1), text[front.end() :]
         path = f"{source.stem}/"
         html = markdown.markdown(text, extensions=["tables", "toc"], output_format="html")
-        yield path + "index.html", ContentPage(Common(site, _root(path), title), html)
+        # Wide tables scroll inside their own box on a phone, reachable by keyboard.
+        html = html.replace("<table>", SCROLL_BOX + "<table>").replace("</table>", "</table></div>")
+        yield path, ContentPage(Common(site, root_of(path), title, path), html)
+
+
+def sitemaps(base_url: str, paths: list[str]) -> dict[str, str]:
+    """sitemap.xml, split into numbered files under an index past 50,000 URLs."""
+
+    def urlset(chunk: list[str]) -> str:
+        body = "".join(f"<url><loc>{escape(urls.absolute(base_url, p))}</loc></url>\n" for p in chunk)
+        return f'<?xml version="1.0" encoding="UTF-8"?>\n<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n{body}</urlset>\n'
+
+    if len(paths) <= SITEMAP_LIMIT:
+        return {"sitemap.xml": urlset(paths)}
+    chunks = [paths[i : i + SITEMAP_LIMIT] for i in range(0, len(paths), SITEMAP_LIMIT)]
+    files = {f"sitemaps/{n + 1}.xml": urlset(c) for n, c in enumerate(chunks)}
+    body = "".join(f"<sitemap><loc>{escape(base_url + name)}</loc></sitemap>\n" for name in files)
+    index = f'<?xml version="1.0" encoding="UTF-8"?>\n<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n{body}</sitemapindex>\n'
+    return {"sitemap.xml": index, **files}

@@ -36,22 +36,20 @@ def public_view(record: EnterpriseFile) -> dict[str, Any]:
 
 
 def _public(obj: BaseModel) -> dict[str, Any]:
-    if isinstance(obj, Withholdable) and obj.confidential:
-        withheld: dict[str, Any] = {"withheld": True}
+    """Withholdable parts always say whether they are withheld, so templates need no guessing:
+    a withheld whole keeps only its identifying fields (and its source); a withheld field is None
+    and named in `withheld_fields`."""
+    withholdable = isinstance(obj, Withholdable)
+    if withholdable and obj.confidential:
+        out: dict[str, Any] = {"withheld": True}
         if isinstance(obj, Block):
-            withheld["source"] = _public(obj.source)
-        keep = obj.always_public
-        withheld |= {k: _value(k, getattr(obj, k)) for k in type(obj).model_fields if k in keep}
-        return withheld
-    hidden = set(obj.confidential_fields) if isinstance(obj, Withholdable) else set()
-    out: dict[str, Any] = {}
+            out["source"] = _public(obj.source)
+        return out | {k: _value(k, getattr(obj, k)) for k in type(obj).model_fields if k in obj.always_public}
+    hidden = set(obj.confidential_fields) if withholdable else set()
+    out = {"withheld": False, "withheld_fields": sorted(hidden)} if withholdable else {}
     for name in type(obj).model_fields:
-        if name in ("confidential", "confidential_fields"):
-            continue
-        if name in hidden:
-            out.setdefault("withheld_fields", []).append(name)
-            continue
-        out[name] = _value(name, getattr(obj, name))
+        if name not in ("confidential", "confidential_fields"):
+            out[name] = None if name in hidden else _value(name, getattr(obj, name))
     return out
 
 

@@ -206,7 +206,7 @@ class Acceptance(Strict):
 
 
 class EiaApproval(Withholdable):
-    always_public: ClassVar[frozenset[str]] = frozenset({"project", "date"})
+    always_public: ClassVar[frozenset[str]] = frozenset({"date"})
 
     project: Name = _field("建设项目名称", "年产 30 万吨大豆加工项目")
     kind: Literal["report", "table", "marine", "nuclear_radiation"] = _field(
@@ -223,7 +223,7 @@ class Eia(Block):
 
 
 class License(Withholdable):
-    always_public: ClassVar[frozenset[str]] = frozenset({"name", "date"})
+    always_public: ClassVar[frozenset[str]] = frozenset({"date"})
 
     name: Name = _field("许可事项名称", "危险废物经营许可证")
     number: Name | None = _field("许可证号", "GX4506001", default=None)
@@ -454,8 +454,8 @@ class Site(Strict):
     """`data/site.yaml`：网站信息。"""
 
     schema_version: Literal[1] = _field("格式版本", 1)
-    base_url: Annotated[str, StringConstraints(pattern=r"^https?://[A-Za-z0-9.\-:]+/$")] = _field(
-        "网站根地址，以 / 结尾；二维码与永久链接由它生成", "https://ymt.example.gov.cn/"
+    base_url: Annotated[str, StringConstraints(pattern=r"^https?://[A-Za-z0-9.\-:]+/([A-Za-z0-9._~\-]+/)*$")] = _field(
+        "网站根地址（可含子路径），以 / 结尾；二维码与永久链接由它生成", "https://ymt.example.gov.cn/"
     )
     province: Name = _field("省（区）", "广西壮族自治区")
     program_name: Name = _field("程序名称（标识牌第二行）", "广西生态环保“一码通”")
