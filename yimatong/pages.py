@@ -145,8 +145,14 @@ def write(staging: Path, path: str, text: str) -> None:
     target.write_text(text, encoding="utf-8", newline="\n")
 
 
-def render(loaded: Loaded, staging: Path, progress: Callable[[int, int], None] | None = None) -> int:
-    """Write every page; returns how many HTML pages were written."""
+@dataclass(frozen=True)
+class Rendered:
+    pages: int  # HTML pages written
+    rows: list[Row]  # one per enterprise, sorted by permit number: what search and lists read
+
+
+def render(loaded: Loaded, staging: Path, progress: Callable[[int, int], None] | None = None) -> Rendered:
+    """Write every page."""
     env = environment()
     site, place = loaded.site, places(loaded.regions)
     tones = {c.level: c.tone for c in site.credit_scale}
@@ -191,7 +197,7 @@ def render(loaded: Loaded, staging: Path, progress: Callable[[int, int], None] |
     for name, text in sitemaps(site.base_url, sitemap).items():
         write(staging, name, text)
     write(staging, "robots.txt", f"User-agent: *\nAllow: /\nSitemap: {site.base_url}sitemap.xml\n")
-    return count + len(lists) + len(contents) + 2
+    return Rendered(count + len(lists) + len(contents) + 2, rows)
 
 
 def _row(view: facts.View, path: str, place: Place, as_of: dt.date) -> Row:
@@ -228,6 +234,9 @@ def _events(view: facts.View, path: str, as_of: dt.date) -> list[Event]:
     if permit.get("status_date") and permit["status_date"] > since:
         found.append(Event(permit["status_date"], "排污许可" + facts.STATUS_LABELS[permit["status"]], name, path))
     found += [Event(p["date"], "行政处罚", name, path) for p in facts.items(view["penalties"]) if p["date"] > since]
+    latest = next(iter(facts.exceedances(view, as_of, days=RECENT_DAYS)), None)
+    if latest is not None:
+        found.append(Event(latest.day.isoformat(), "在线监测超标", name, path))
     found += [
         Event(i["date"], "检查发现问题", name, path)
         for i in facts.items(view["inspections"])

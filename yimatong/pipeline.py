@@ -26,13 +26,13 @@ def build(data: Path, out: Path, cache: Path, progress: Progress | None = None) 
     staging = publish.begin(out)
     loaded = load(data, cache, progress=_stage(progress, "读取"))
     timer.lap("load")
-    written = pages.render(loaded, staging, progress=_stage(progress, "页面"))
+    rendered = pages.render(loaded, staging, progress=_stage(progress, "页面"))
     for name, text in docs.json_schema_files(loaded.site.base_url).items():
         pages.write(staging, f"schema/{name}", text)
     timer.lap("pages")
     publish.swap(staging, out)
     timer.lap("swap")
-    return BuildResult(loaded, written, timer.laps)
+    return BuildResult(loaded, rendered.pages, timer.laps)
 
 
 def _stage(progress: Progress | None, name: str) -> Callable[[int, int], None] | None:
