@@ -128,7 +128,12 @@ def _build(args: argparse.Namespace) -> int:
         print(table(loaded.problems), file=sys.stderr)
     if not args.quiet:
         times = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
-        print(f"{summary(loaded)}\n已生成 {result.pages} 个页面 → {args.out}/ （{times}）", file=sys.stderr)
+        sg = result.signs
+        print(
+            f"{summary(loaded)}\n已生成 {result.pages} 个页面、{sg.written} 个标识牌 PDF（{sg.rendered} 个重新排版，"
+            f"{sg.reused} 个未变）→ {args.out}/ （{times}）",
+            file=sys.stderr,
+        )
     return 1 if args.strict and loaded.rejected else 0
 
 

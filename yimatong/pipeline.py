@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import docs, pages, publish
+from . import docs, pages, publish, signs
 from .load import Loaded, load
 
 Progress = Callable[[str, int, int], None]
@@ -17,6 +17,7 @@ Progress = Callable[[str, int, int], None]
 class BuildResult:
     loaded: Loaded
     pages: int
+    signs: signs.SignStats
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -30,9 +31,11 @@ def build(data: Path, out: Path, cache: Path, progress: Progress | None = None) 
     for name, text in docs.json_schema_files(loaded.site.base_url).items():
         pages.write(staging, f"schema/{name}", text)
     timer.lap("pages")
+    sign_stats = signs.render_signs(loaded, staging, cache, progress=_stage(progress, "标识牌"))
+    timer.lap("signs")
     publish.swap(staging, out)
     timer.lap("swap")
-    return BuildResult(loaded, rendered.pages, timer.laps)
+    return BuildResult(loaded, rendered.pages, sign_stats, timer.laps)
 
 
 def _stage(progress: Progress | None, name: str) -> Callable[[int, int], None] | None:

@@ -1,0 +1,640 @@
+"""The signs, checked the way a print shop and a phone would.
+
+A print shop opens the PDF (pypdf): page and trim boxes in mm, DeviceCMYK colours with the annex's
+values, embedded subset fonts, the texts in order and inside the sign. A phone looks at it
+(pypdfium2 rasterises at print scale, zxing-cpp decodes): the QR code must yield the permanent
+address of a page that exists in the built site.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import random
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
+import pytest
+import qrcode
+import zxingcpp
+from pypdf import PdfReader
+from pypdf.generic import ContentStream
+
+from yimatong import signs, urls
+from yimatong.load import Loaded, iter_records
+from yimatong.pipeline import BuildResult
+from yimatong.public import public_view
+
+MM = signs.MM_PT
+DPI = 150  # print scale for the QR check: a sign is read at arm's length, not under a loupe
+
+
+# --- fixtures --------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Rendered:
+    loaded: Loaded
+    staging: Path
+    cache: Path
+    site_out: Path  # the built sample site (pages), for "the QR's page exists"
+    stats: signs.SignStats
+    permits: list[signs.PermitSigns]
+
+    @property
+    def contents(self) -> list[signs.SignContent]:
+        return [c for p in self.permits for c in p.contents]
+
+
+def _pick(permits: list[signs.PermitSigns]) -> list[signs.PermitSigns]:
+    """A few permits that between them have every sign kind: the gate sign, air and water outlets,
+    a solid-waste facility; the longest name; and one permit not in force (no signs)."""
+    chosen: list[signs.PermitSigns] = []
+    kinds_needed = {"air", "water", "solid_waste"}
+    for p in permits:
+        kinds = {o.kind for o in p.outlets}
+        if p.contents and kinds & kinds_needed:
+            chosen.append(p)
+            kinds_needed -= kinds
+        if not kinds_needed:
+            break
+    assert not kinds_needed, f"the sample lacks outlet kinds {kinds_needed}"
+    longest = max((p for p in permits if p.contents), key=lambda p: len(p.name))
+    unsigned = next(p for p in permits if not p.contents)
+    return [*chosen, *(p for p in (longest, unsigned) if p not in chosen)]
+
+
+@pytest.fixture(scope="session")
+def rendered(sample_build: tuple[BuildResult, Path], tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+    result, site_out = sample_build
+    loaded = result.loaded
+    picked = _pick(signs.plan(loaded))
+    wanted = {p.permit_no for p in picked}
+    subset = dataclasses.replace(loaded, entries=[e for e in loaded.entries if e.permit_no in wanted])
+    base = tmp_path_factory.mktemp("signs")
+    staging, cache = base / "staging", base / "cache"
+    stats = signs.render_signs(subset, staging, cache, workers=1)
+    return Rendered(subset, staging, cache, site_out, stats, signs.plan(subset))
+
+
+@pytest.fixture(scope="session")
+def renderer(rendered: Rendered) -> signs.Renderer:
+    return signs.Renderer(signs.prepare_font(rendered.cache))
+
+
+def _signs(rendered: Rendered) -> Iterator[tuple[signs.SignContent, Path, Path]]:
+    for content in rendered.contents:
+        trim, printed = signs.sign_paths(content)
+        yield content, rendered.staging / trim, rendered.staging / printed
+
+
+# --- PDF inspection helpers ------------------------------------------------------------------
+
+
+def _operations(reader: PdfReader, obj: Any) -> Iterator[tuple[list[Any], bytes]]:
+    """Content-stream operations of a page, and of the form XObjects it draws."""
+    yield from ContentStream(obj.get_contents() if hasattr(obj, "get_contents") else obj, reader).operations
+    for xobject in obj.get("/Resources", {}).get("/XObject", {}).values():
+        xobject = xobject.get_object()
+        if xobject.get("/Subtype") == "/Form":
+            yield from _operations(reader, xobject)
+
+
+def _colours(path: Path) -> dict[str, set[tuple[float, ...]]]:
+    """Every colour set on the page, by kind ('fill' or 'stroke' in DeviceCMYK; 'other' for any
+    other colour operator or space)."""
+    reader = PdfReader(path)
+    found: dict[str, set[tuple[float, ...]]] = {"fill": set(), "stroke": set(), "other": set()}
+    space = {"fill": "/DeviceGray", "stroke": "/DeviceGray"}
+    for operands, op in _operations(reader, reader.pages[0]):
+        name = op.decode("latin-1")
+        kind = "stroke" if name.isupper() or name in ("SC", "SCN") else "fill"
+        if name in ("cs", "CS"):
+            space[kind] = str(operands[0])
+        elif name in ("sc", "scn", "SC", "SCN"):
+            values = tuple(round(float(v), 4) for v in operands)
+            found[kind if space[kind] == "/DeviceCMYK" and len(values) == 4 else "other"].add(values)
+        elif name in ("k", "K"):
+            found[kind].add(tuple(round(float(v), 4) for v in operands))
+        elif name in ("g", "G", "rg", "RG"):
+            found["other"].add(tuple(float(v) for v in operands))
+    return found
+
+
+def _fonts(path: Path) -> list[tuple[str, bool]]:
+    """(BaseFont, embedded) of every font the page uses."""
+    reader = PdfReader(path)
+    out = []
+    for font in reader.pages[0]["/Resources"]["/Font"].values():
+        font = font.get_object()
+        descendant = font["/DescendantFonts"][0].get_object() if "/DescendantFonts" in font else font
+        descriptor = descendant["/FontDescriptor"].get_object()
+        embedded = any(k in descriptor for k in ("/FontFile", "/FontFile2", "/FontFile3"))
+        out.append((str(font["/BaseFont"]), embedded))
+    return out
+
+
+@dataclasses.dataclass
+class Char:
+    ch: str
+    box: tuple[float, float, float, float]  # left, bottom, right, top in pt, origin at the page's lower left
+    size: float  # font size in pt, as drawn (the text matrix and the page's transformation applied)
+
+
+def _chars(path: Path) -> list[Char]:
+    pdf = pdfium.PdfDocument(path)
+    page = pdf[0]
+    text = page.get_textpage()
+    out = []
+    for i in range(text.count_chars()):
+        ch = text.get_text_range(i, 1)
+        if ch.strip():
+            matrix = pdfium_c.FS_MATRIX()
+            pdfium_c.FPDFText_GetMatrix(text.raw, i, ctypes.byref(matrix))
+            scale = abs(matrix.a * matrix.d - matrix.b * matrix.c) ** 0.5
+            out.append(Char(ch, text.get_charbox(i), pdfium_c.FPDFText_GetFontSize(text.raw, i) * scale))
+    text.close()
+    page.close()
+    pdf.close()
+    return out
+
+
+def _decode(path: Path, dpi: int = DPI) -> list[Any]:
+    pdf = pdfium.PdfDocument(path)
+    page = pdf[0]
+    image = page.render(scale=dpi / 72, grayscale=True).to_pil()
+    page.close()
+    pdf.close()
+    return list(zxingcpp.read_barcodes(image))
+
+
+def _compact(s: str) -> str:
+    return re.sub(r"\s+", "", s)
+
+
+# --- boxes, colours, fonts -------------------------------------------------------------------
+
+
+def test_every_sign_kind_was_rendered(rendered: Rendered) -> None:
+    formats = {c.format for c in rendered.contents}
+    assert formats == set(signs.FORMATS)
+    kinds = {o.kind for p in rendered.permits if p.contents for o in p.outlets}
+    assert kinds >= {"air", "water", "solid_waste"}
+    outlet_codes = {(c.permit_no, c.outlet) for c in rendered.contents if c.outlet}
+    wanted = {(p.permit_no, o.code) for p in rendered.permits if p.contents for o in p.outlets}
+    assert outlet_codes == wanted, "every outlet and solid-waste facility gets its signs"
+    assert rendered.stats.rendered == len(rendered.contents) and rendered.stats.reused == 0
+
+
+@pytest.mark.parametrize("fmt", signs.FORMATS.values(), ids=list(signs.FORMATS))
+def test_page_boxes_are_the_annex_sizes(rendered: Rendered, fmt: signs.Format) -> None:
+    w, h, bleed = fmt.width_mm, fmt.height_mm, signs.BLEED_MM
+    for content, trim, printed in _signs(rendered):
+        if content.fmt is not fmt:
+            continue
+        page = PdfReader(trim).pages[0]
+        for box in (page.mediabox, page.cropbox, page.trimbox, page.bleedbox):
+            assert [round(float(v) / MM, 2) for v in box] == [0, 0, w, h]
+        page = PdfReader(printed).pages[0]
+        assert [round(float(v) / MM, 2) for v in page.trimbox] == [0, 0, w, h]
+        assert [round(float(v) / MM, 2) for v in page.bleedbox] == [-bleed, -bleed, w + bleed, h + bleed]
+        media = [round(float(v) / MM, 2) for v in page.mediabox]
+        assert media[0] < -bleed and media[1] < -bleed and media[2] > w + bleed and media[3] > h + bleed, (
+            "room for marks"
+        )
+
+
+def test_colours_are_device_cmyk_with_the_annex_values(rendered: Rendered) -> None:
+    green, white, black = (0.8, 0.29, 1.0, 0.0), (0.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0)
+    for _, trim, printed in _signs(rendered):
+        for path in (trim, printed):
+            colours = _colours(path)
+            assert not colours["other"], f"{path.name}: colours outside DeviceCMYK {colours['other']}"
+            assert colours["fill"] == {green, white, black}, path.name
+        # The print variant adds crop marks in registration colour (on every plate), nothing else.
+        assert _colours(printed)["stroke"] == {(1.0, 1.0, 1.0, 1.0)}
+
+
+def test_fonts_are_embedded_subsets_of_the_heavy_cjk_sans(rendered: Rendered) -> None:
+    for _, trim, printed in _signs(rendered):
+        for path in (trim, printed):
+            fonts = _fonts(path)
+            assert fonts, path.name
+            for name, embedded in fonts:
+                assert embedded, f"{path.name}: {name} not embedded"
+                assert re.fullmatch(r"/[A-Z]{6}\+Noto-Sans-CJK-SC(-Sign)?-Heavy", name), name
+
+
+def test_a_sign_pdf_is_small(rendered: Rendered) -> None:
+    # The prepared face keeps a sign's font subset small (WeasyPrint keeps glyph ids; with the
+    # system's 65,000-glyph CFF face every PDF would carry ~140 kB of empty glyph slots).
+    for _, trim, printed in _signs(rendered):
+        assert trim.stat().st_size < 40_000 and printed.stat().st_size < 40_000, trim.name
+
+
+# --- texts -----------------------------------------------------------------------------------
+
+
+def test_texts_in_order_at_the_specified_sizes_inside_the_sign(rendered: Rendered) -> None:
+    for content, trim, _ in _signs(rendered):
+        fmt = content.fmt
+        sign = signs.layout(content, signs.measurer(signs.prepare_font(rendered.cache)))
+        chars = _chars(trim)
+        text = "".join(c.ch for c in chars)
+        # In order, top to bottom: name, program / outlet name + code, the lines below the code.
+        position = 0
+        for expected in content.texts():
+            found = text.find(_compact(expected), position)
+            assert found >= 0, f"{trim.name}: {expected!r} missing or out of order in {text!r}"
+            position = found + len(_compact(expected))
+        qr_top = (fmt.height_mm - fmt.qr_top_mm) * MM  # PDF y grows upwards
+        qr_bottom = qr_top - fmt.qr_mm * MM
+        w, h = fmt.width_mm * MM, fmt.height_mm * MM
+        for c in chars:
+            left, bottom, right, top = c.box
+            assert 0 < left < right < w and 0 < bottom < top < h, f"{trim.name}: {c.ch} outside the sign"
+            assert bottom > qr_top or top < qr_bottom, f"{trim.name}: {c.ch} collides with the QR code"
+        # Sizes: as specified, or (long texts only) smaller, never larger.
+        placed = [*sign.head, *sign.foot]
+        specs = [fmt.head_pt[0], fmt.head_pt[1], *[fmt.foot_pt] * len(sign.foot)]
+        sizes = {round(c.size, 1) for c in chars}
+        for item, spec in zip(placed, specs, strict=True):
+            assert item.pt <= spec
+            assert round(item.pt, 1) in sizes, f"{trim.name}: no text at {item.pt} pt ({sizes})"
+
+
+def test_names_up_to_26_characters_keep_the_specified_size(rendered: Rendered) -> None:
+    # Two lines of 13 full-width characters fit every format at its specified size (the gate's
+    # 410 mm at 85 pt is the tightest): only longer names shrink.
+    measure = signs.measurer(signs.prepare_font(rendered.cache))
+    names = [c.name for c in rendered.contents] + ["广西壮族自治区崇左市蓝海化学实业集团股份有限"]
+    for name in names:
+        for fmt in signs.FORMATS.values():
+            placed = signs.fit(name, "", fmt.head_pt[0], fmt.text_width_mm, 2, measure)
+            assert placed.pt == fmt.head_pt[0] or len(name) > 26, (name, fmt.key, placed)
+    for content in rendered.contents:
+        sign = signs.layout(content, measure)
+        assert all(p.pt == content.fmt.foot_pt for p in sign.foot), sign.foot
+
+
+def test_sign_texts_come_from_the_public_view(rendered: Rendered) -> None:
+    regions = {c.code: c for c in rendered.loaded.regions.cities}
+    site = rendered.loaded.site
+    views = {e.permit_no: public_view(r) for e, r in iter_records(rendered.loaded)}
+    for content in rendered.contents:
+        view = views[content.permit_no]
+        assert content.name == view["enterprise"]["name"]
+        issued = view["permit"]["issued"]
+        date = f"{issued[:4]}年{issued[5:7]}月"
+        if content.outlet is None:
+            assert content.second == site.program_name
+            assert content.foot == (f"{site.authority}监制", f"举报投诉电话：{site.hotline}", date)
+        else:
+            bureau = regions[view["enterprise"]["region"][:4] + "00"].bureau
+            outlet = next(o for o in view["permit"]["outlets"] if o["code"] == content.outlet)
+            assert (content.second, content.second_tail) == (outlet["name"], outlet["code"])
+            assert content.foot == (f"{bureau}监制",) and content.foot_tail == date
+
+
+# --- the QR code -----------------------------------------------------------------------------
+
+
+def _page_exists(site_out: Path, url: str, base_url: str) -> Path:
+    assert url.startswith(base_url.upper())
+    path = url[len(base_url) :]
+    assert re.fullmatch(r"P/[0-9A-Z]{22}/([A-Z]{2}[0-9]{3}/)?", path), path
+    return site_out / path / "index.html"
+
+
+def test_qr_codes_decode_to_pages_that_exist(rendered: Rendered) -> None:
+    base = rendered.loaded.site.base_url
+    outlet_pages = any(rendered.site_out.glob("P/*/*/index.html"))
+    for content, trim, printed in _signs(rendered):
+        if content.outlet is None:
+            expected = urls.qr_url(base, urls.enterprise_path(content.permit_no))
+        else:
+            expected = urls.qr_url(base, urls.outlet_path(content.permit_no, content.outlet))
+        for path in (trim, printed):
+            codes = _decode(path)
+            assert [c.text for c in codes] == [expected], path.name
+        code = codes[0]
+        assert code.format == zxingcpp.BarcodeFormat.QRCode and code.ec_level == "H"
+        page = _page_exists(rendered.site_out, code.text, base)
+        assert (rendered.site_out / urls.enterprise_path(content.permit_no) / "index.html").exists()
+        if content.outlet is None or outlet_pages:
+            # TODO(outlet pages): once the outlet pages are always built, drop `outlet_pages` and
+            # require the outlet's own page here too.
+            assert page.exists(), f"{code.text} → {page} is not in the built site"
+
+
+def test_qr_uses_alphanumeric_mode_and_the_smallest_version(rendered: Rendered) -> None:
+    for content, trim, _ in _signs(rendered):
+        qr = signs.qr_code(content.qr_url)
+        decoded = _decode(trim)[0]
+        assert int(decoded.extra["Version"]) == qr.version
+        # The same URL as bytes would need a larger (finer) symbol: the encoder used alphanumeric.
+        as_bytes = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_H)
+        as_bytes.add_data(qrcode.util.QRData(content.qr_url.encode(), mode=qrcode.util.MODE_8BIT_BYTE))
+        as_bytes.make(fit=True)
+        assert qr.version < as_bytes.version
+        assert content.qr_url == content.qr_url.upper()
+
+
+def test_qr_size_and_quiet_zone(rendered: Rendered) -> None:
+    dpi = DPI
+    for content, trim, _ in _signs(rendered):
+        fmt = content.fmt
+        qr = signs.qr_code(content.qr_url)
+        corners = _decode(trim, dpi)[0].position
+        xs = [p.x for p in (corners.top_left, corners.top_right, corners.bottom_right, corners.bottom_left)]
+        ys = [p.y for p in (corners.top_left, corners.top_right, corners.bottom_right, corners.bottom_left)]
+        module = fmt.qr_mm / qr.box  # the specified square holds the symbol and 4 modules each side
+        symbol_mm = (max(xs) - min(xs)) / dpi * 25.4
+        # zxing reports the centres of the outer modules' pixels: allow a module and a pixel.
+        assert abs(symbol_mm - qr.modules * module) < module + 25.4 / dpi, (trim.name, symbol_mm)
+        left_mm = min(xs) / dpi * 25.4
+        assert abs(left_mm - (fmt.qr_left_mm + signs.QR_QUIET * module)) < module, trim.name
+        top_mm = min(ys) / dpi * 25.4
+        assert abs(top_mm - (fmt.qr_top_mm + signs.QR_QUIET * module)) < module, trim.name
+
+
+def test_outline_path_covers_exactly_the_dark_modules() -> None:
+    rng = random.Random(7)
+    for _ in range(100):
+        n = rng.randint(1, 9)
+        matrix = [[rng.random() < 0.5 for _ in range(n)] for _ in range(n)]
+        path = signs.outline_path(matrix, 3)
+        for y in range(n):
+            for x in range(n):
+                assert (_winding(path, x + 3.5, y + 3.5) != 0) == matrix[y][x], (matrix, path)
+
+
+def _winding(path: str, px: float, py: float) -> int:
+    """Nonzero winding number of a point for an M/H/V/Z path (a ray to the right)."""
+    total = 0
+    for sub in re.findall(r"M[^M]*", path):
+        points: list[tuple[int, int]] = []
+        x = y = 0
+        for cmd, a, b in re.findall(r"([MHVZ])(-?\d+)?(?: (-?\d+))?", sub):
+            if cmd == "M":
+                x, y = int(a), int(b)
+            elif cmd == "H":
+                x = int(a)
+            elif cmd == "V":
+                y = int(a)
+            else:
+                continue
+            points.append((x, y))
+        for (x1, y1), (x2, y2) in zip(points, points[1:] + points[:1], strict=True):
+            if x1 == x2 and x1 > px and (y1 <= py < y2 or y2 <= py < y1):
+                total += 1 if y2 > y1 else -1
+    return total
+
+
+# --- fitting long texts ----------------------------------------------------------------------
+
+
+def _fixed(width_em: float = 1.0) -> signs.Measure:
+    return lambda text: sum(width_em if ord(ch) > 0x2000 else 0.5 for ch in text)
+
+
+def test_fit_keeps_short_texts_on_one_line_at_the_specified_size() -> None:
+    placed = signs.fit("大海粮油工业（防城港）有限公司", "", 36, 194, 2, _fixed())
+    assert placed.lines == ("大海粮油工业（防城港）有限公司",) and placed.pt == 36
+
+
+def test_fit_wraps_to_two_lines_before_shrinking_and_prefers_natural_breaks() -> None:
+    placed = signs.fit("大海粮油工业（防城港）有限公司", "", 85, 410, 2, _fixed())
+    assert placed.lines == ("大海粮油工业（防城港）", "有限公司") and placed.pt == 85
+
+
+def test_fit_shrinks_only_when_two_lines_are_not_enough() -> None:
+    name = "广西" + "很长的名字" * 10 + "有限公司"
+    placed = signs.fit(name, "", 85, 410, 2, _fixed())
+    assert len(placed.lines) == 2 and "".join(placed.lines) == name
+    assert placed.pt < 85
+    widest = max(len(line) for line in placed.lines)
+    assert widest * placed.pt <= 410 * MM  # each line fits the text width
+
+
+def test_fit_never_breaks_inside_codes_or_before_closing_marks() -> None:
+    text = "1#锅炉废气（脱硫后）排放口ABC123号"
+    for i in signs.break_points(text):
+        assert text[i] not in "）" and text[i - 1] not in "（"
+        assert not (text[i - 1].isalnum() and text[i].isalnum() and text[i - 1].isascii() and text[i].isascii())
+
+
+def test_fit_keeps_the_tail_on_the_last_line() -> None:
+    placed = signs.fit("一般工业固体废物贮存场（含危险废物暂存间）及其配套设施", "TS001", 18, 97, 2, _fixed())
+    assert len(placed.lines) == 2 and placed.tail == "TS001"
+    gap = signs.TAIL_GAP_EM
+    assert (len(placed.lines[-1]) + gap + 2.5) * placed.pt <= 97 * MM
+
+
+def test_one_line_items_shrink_to_fit() -> None:
+    placed = signs.fit("某某某某某某某某某某某某某某某某某某生态环境局监制", "2026年06月", 16, 97, 1, _fixed())
+    assert len(placed.lines) == 1 and placed.pt < 16
+
+
+@pytest.mark.parametrize("fmt", signs.FORMATS.values(), ids=list(signs.FORMATS))
+def test_names_of_any_length_fit_without_overflow_or_collision(
+    rendered: Rendered, renderer: signs.Renderer, fmt: signs.Format, tmp_path: Path
+) -> None:
+    base = next(c for c in rendered.contents if c.fmt is fmt)
+    cases = [
+        "广" * 1,
+        "广西壮族自治区崇左市蓝海化学实业集团股份有限公司",
+        "广西" + "很长的名字" * 39 + "有限公司",  # the schema's limit: 200 characters
+        "GUANGXI INTERNATIONAL" * 9,  # Latin words: never broken inside, shrunk instead
+        "广西玥㙟化工有限公司",  # characters outside GB 2312 fall back to the system's face
+    ]
+    for i, name in enumerate(cases):
+        second = "一般工业固体废物贮存场（含危险废物暂存间）及其配套设施" if base.outlet else base.second
+        content = dataclasses.replace(base, name=name, second=second)
+        trim, _ = renderer.render([content])[0]
+        path = tmp_path / f"{i}.pdf"
+        path.write_bytes(trim)
+        chars = _chars(path)
+        assert _compact(name) in "".join(c.ch for c in chars)
+        qr_top = (fmt.height_mm - fmt.qr_top_mm) * MM
+        for c in chars[: len(_compact(name))]:
+            left, bottom, right, top = c.box
+            assert left > 0 and right < fmt.width_mm * MM, f"{name[:20]}: overflows"
+            assert bottom > qr_top and top < fmt.height_mm * MM, f"{name[:20]}: collides or clips"
+        assert [c.text for c in _decode(path)] == [content.qr_url]
+
+
+# --- determinism and the cache ---------------------------------------------------------------
+
+
+def test_a_sign_does_not_depend_on_its_batch(rendered: Rendered, renderer: signs.Renderer) -> None:
+    contents = rendered.contents[:6]
+    together = renderer.render(contents)
+    alone = [renderer.render([c])[0] for c in contents]
+    assert together == alone
+    fresh = signs.Renderer(renderer.font)  # a new font configuration: same bytes
+    assert fresh.render(contents[:1]) == together[:1]
+
+
+def test_pdfs_are_deterministic_and_reused_from_the_cache(rendered: Rendered, tmp_path: Path) -> None:
+    again = signs.render_signs(rendered.loaded, tmp_path / "again", rendered.cache, workers=1)
+    assert again.rendered == 0 and again.reused == len(rendered.contents)
+    assert again.written == rendered.stats.written
+    for path in sorted(rendered.staging.rglob("*.pdf")):
+        twin = tmp_path / "again" / path.relative_to(rendered.staging)
+        assert twin.read_bytes() == path.read_bytes(), path.name
+    # The same signs rendered with an empty cache: byte-identical. (The prepared face is copied
+    # over to save its 5 s; it is built with fixed timestamps, so it is deterministic too.)
+    font = signs.prepare_font(rendered.cache)
+    (tmp_path / "cache" / "signs").mkdir(parents=True)
+    shutil.copy(font, tmp_path / "cache" / "signs" / font.name)
+    cold = signs.render_signs(rendered.loaded, tmp_path / "cold", tmp_path / "cache", workers=1)
+    assert cold.rendered == len(rendered.contents)
+    for path in sorted(rendered.staging.rglob("*.pdf")):
+        assert (tmp_path / "cold" / path.relative_to(rendered.staging)).read_bytes() == path.read_bytes(), path.name
+
+
+def test_worker_processes_render_the_same_bytes(
+    rendered: Rendered, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(signs, "PARALLEL_FROM", 0)  # the pool even for a handful of signs
+    font = signs.prepare_font(rendered.cache)
+    renderer_id = signs.renderer_version(font)
+    todo = [(c, signs.sign_key(c, renderer_id)) for c in rendered.contents[:4]]
+    done: list[int] = []
+    signs.render_missing(todo, font, tmp_path, workers=2, progress=done.append)
+    assert sum(done) == len(todo)
+    theirs, ours = signs.SignCache(tmp_path), signs.SignCache(rendered.cache)
+    for _, key in todo:
+        for a, b in zip(theirs.paths(key), ours.paths(key), strict=True):
+            assert a.read_bytes() == b.read_bytes()
+
+
+def test_only_signs_whose_content_changed_are_rendered_again(rendered: Rendered, tmp_path: Path) -> None:
+    site = rendered.loaded.site.model_copy(update={"hotline": "12369"})  # shown on gate signs only
+    changed = dataclasses.replace(rendered.loaded, site=site)
+    cache = tmp_path / "cache"
+    shutil.copytree(rendered.cache, cache)  # a copy: the session's cache stays as it was
+    stats = signs.render_signs(changed, tmp_path / "out", cache, workers=1)
+    gates = sum(1 for c in rendered.contents if c.outlet is None)
+    assert (stats.rendered, stats.reused) == (gates, len(rendered.contents) - gates)
+    gate = next(c for c in signs.plan(changed) if c.contents).contents[0]
+    assert "举报投诉电话：12369" in "".join(ch.ch for ch in _chars(tmp_path / "out" / signs.sign_paths(gate)[0]))
+
+
+def test_the_cache_key_is_the_same_in_another_process(rendered: Rendered) -> None:
+    # Keys must not depend on anything per-process (string hashing, set order, object ids).
+    font = signs.prepare_font(rendered.cache)
+    code = (
+        "import sys; from pathlib import Path; from yimatong import signs;"
+        "print(signs.renderer_version(Path(sys.argv[1])))"
+    )
+    other = subprocess.run([sys.executable, "-c", code, str(font)], check=True, capture_output=True, text=True)
+    assert other.stdout.strip() == signs.renderer_version(font)
+
+
+def test_pdf_metadata_is_fixed(rendered: Rendered) -> None:
+    for content, trim, printed in _signs(rendered):
+        for path in (trim, printed):
+            reader = PdfReader(path)
+            info = reader.metadata
+            assert info is not None and "/CreationDate" not in info and "/ModDate" not in info
+            assert info["/Title"].startswith(content.name)
+            ids = reader.trailer["/ID"]
+            assert len(ids) == 2 and ids[0] == ids[1]
+        assert PdfReader(trim).trailer["/ID"] != PdfReader(printed).trailer["/ID"]
+
+
+# --- what the site publishes -----------------------------------------------------------------
+
+
+def test_city_batches_hold_every_print_variant(rendered: Rendered) -> None:
+    for city in rendered.loaded.regions.cities:
+        for fmt in signs.FORMATS.values():
+            members = [c for p in rendered.permits if p.city.code == city.code for c in p.contents if c.fmt is fmt]
+            path = rendered.staging / signs.batch_path(city.code, fmt)
+            if not members:
+                assert not path.exists()
+                continue
+            reader = PdfReader(path)
+            assert len(reader.pages) == len(members)
+            assert len(reader.outline) == len(members)
+            for page in reader.pages:
+                assert [round(float(v) / MM, 2) for v in page.trimbox] == [0, 0, fmt.width_mm, fmt.height_mm]
+                assert round(float(page.bleedbox[0]) / MM, 2) == -signs.BLEED_MM
+            assert reader.trailer["/ID"][0]
+
+
+def test_listing_pages_link_every_download(rendered: Rendered) -> None:
+    index = rendered.staging / "signs" / "index.html"
+    html = index.read_text(encoding="utf-8")
+    for spec in ("450 × 620 mm", "105 × 148.5 mm", "210 × 297 mm", "230 × 230 mm", "CMYK 80,29,100,0", "不锈钢"):
+        assert spec in html
+    linked: set[Path] = set()
+    for page in rendered.staging.glob("signs/**/index.html"):
+        text = page.read_text(encoding="utf-8")
+        for href in re.findall(r'href="([^"]+\.pdf)"', text):
+            target = (page.parent / href).resolve()
+            assert target.exists(), f"{page}: {href}"
+            linked.add(target)
+    published = {p.resolve() for p in rendered.staging.rglob("*.pdf")}
+    assert linked == published
+    unsigned = next(p for p in rendered.permits if not p.contents)
+    city_page = rendered.staging / "signs" / unsigned.city.code / "index.html"
+    assert "不提供标识牌" in city_page.read_text(encoding="utf-8")
+
+
+def test_signs_for_covers_air_water_and_solid_waste() -> None:
+    view: dict[str, Any] = {
+        "permit_no": "91450600MA5K3XY21D001P",
+        "enterprise": {"name": "测试有限公司"},
+        "permit": {
+            "issued": "2023-06-15",
+            "outlets": [
+                {"code": "DA001", "name": "锅炉废气排放口", "kind": "air"},
+                {"code": "DW001", "name": "废水总排放口", "kind": "water"},
+                {"code": "TS001", "name": "危险废物贮存库", "kind": "solid_waste", "withheld": True},
+            ],
+        },
+    }
+    from yimatong.schema import Site
+
+    site = Site.model_validate(
+        {
+            "schema_version": 1,
+            "base_url": "https://ymt.example.gov.cn/",
+            "province": "广西壮族自治区",
+            "program_name": "广西生态环保“一码通”",
+            "authority": "广西壮族自治区生态环境厅",
+            "hotline": "12345",
+            "as_of": "2026-11-20",
+            "credit_scale": [{"level": "守信", "tone": "good"}],
+        }
+    )
+    out = signs.signs_for(view, site, "防城港市生态环境局")
+    assert [(c.format, c.outlet) for c in out] == [
+        ("gate", None),
+        ("outlet-1", "DA001"),
+        ("outlet-2", "DA001"),
+        ("outlet-1", "DW001"),
+        ("outlet-2", "DW001"),
+        ("outlet-1", "TS001"),
+        ("outlet-2", "TS001"),
+    ]
+    assert out[0].texts() == [
+        "测试有限公司",
+        "广西生态环保“一码通”",
+        "广西壮族自治区生态环境厅监制",
+        "举报投诉电话：12345",
+        "2023年06月",
+    ]
+    assert out[1].texts() == ["测试有限公司", "锅炉废气排放口DA001", "防城港市生态环境局监制2023年06月"]
+    assert out[1].qr_url == "HTTPS://YMT.EXAMPLE.GOV.CN/P/91450600MA5K3XY21D001P/DA001/"
+    assert signs.sign_date("2023-12-01") == "2023年12月"

@@ -1,0 +1,1187 @@
+"""Print-ready signs (seed 000, Annex 1 and 2): the gate sign and the outlet signs, as PDF.
+
+Each permit in force gets a gate sign (450 × 620 mm) and each of its outlets and solid-waste
+facilities two outlet signs (sample 1, 105 × 148.5 mm; sample 2, 210 × 297 mm). Every sign is
+published at trim size and as a print variant with 3 mm bleed and crop marks; per city, one batch
+PDF per format collects the print variants for a print shop.
+
+How a sign is made, and why:
+- `SignContent` is exactly what a sign shows, built only from the public view. It is also the
+  cache key (with the template, CSS, font and renderer versions): a sign is rendered again only
+  when what it shows changes.
+- `layout()` turns content into lines and type sizes (pure functions: long names wrap to two lines,
+  then shrink) and the QR code into a vector path. Templates and CSS in `signs/` draw it.
+- WeasyPrint renders many signs as pages of one document (fonts and layout set-up are paid once
+  per batch); each page is then written as its own PDF, so a sign's bytes never depend on which
+  batch it was rendered in. pypdf sets exact PDF boxes (the print variant's BleedBox; the trim
+  variant is the same page with its MediaBox set to the TrimBox), metadata and a fixed /ID.
+- Noto Sans CJK is a CFF font of 65,000 glyphs, and WeasyPrint's subsetter keeps glyph ids, which
+  costs about 140 kB per PDF. The signs therefore use a prepared copy of the Black face (GB 2312,
+  ASCII and punctuation, TrueType outlines), built once into the cache: about 15 kB per sign.
+  Characters outside it fall back to the system's Noto Sans CJK SC Black: the same design.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import hashlib
+import inspect
+import io
+import itertools
+import multiprocessing
+import os
+import shutil
+import subprocess
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from . import facts, pages, urls
+from .context import Common, root_of
+from .errors import YimatongError
+from .identifiers import city_code
+from .load import Loaded, iter_records
+from .public import public_view
+from .schema import City, Site
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = ROOT / "signs"
+MM_PT = 72 / 25.4  # PDF points per millimetre
+
+# Print set-up. The crop marks stand in a slug outside the bleed, so they are never printed on
+# the sign, not even inside the bleed.
+BLEED_MM = 3.0
+MARK_OFFSET_MM = 3.0  # from the trim line: the marks start where the bleed ends
+MARK_LENGTH_MM = 6.0
+SLUG_MM = MARK_OFFSET_MM + MARK_LENGTH_MM + 1.0
+
+# Colours of the annexes, as CMYK percentages (written into the PDF as DeviceCMYK).
+GREEN = (80, 29, 100, 0)
+WHITE = (0, 0, 0, 0)  # "knocked out" of the green: no ink
+BLACK = (0, 0, 0, 100)  # QR modules
+REGISTRATION = (100, 100, 100, 100)  # crop marks, on every plate
+
+# Permits in force get signs. A revoked or cancelled permit, or a deregistered enterprise, must not
+# get a new sign; an expired permit gets one again once it is renewed (with its new date).
+SIGNED_STATUSES = frozenset({"valid", "expiring"})
+
+# QR: level H (30 % of the symbol may be lost: dirt, scratches, fading, a bolt through it) for a
+# sign that hangs outdoors for years; 4 modules of quiet zone inside the specified square.
+QR_QUIET = 4
+
+BATCH_SIZE = 40  # signs per WeasyPrint document at most; see bench/RESULTS.md
+PARALLEL_FROM = 1000  # signs to render before worker processes pay for their start-up (bench)
+
+
+class SignError(YimatongError):
+    """Signs cannot be made (e.g. the sign font is not installed)."""
+
+
+# --- the specification ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Format:
+    """One sign format of the annexes: sizes in mm, type sizes in pt, positions of the zones.
+
+    The text zones stack their items vertically centred; `side_mm` keeps text clear of the edges
+    (and of the holes or nails that fix the sign).
+    """
+
+    key: str
+    title: str
+    annex: str
+    width_mm: float
+    height_mm: float
+    qr_mm: float
+    qr_top_mm: float
+    side_mm: float
+    head: tuple[float, float]  # top and bottom of the zone above the QR code
+    foot: tuple[float, float]  # ... and below it
+    head_pt: tuple[float, float]  # name; program name (gate) or outlet name + code (outlet)
+    foot_pt: float
+    material: str
+    mounting: str
+
+    @property
+    def text_width_mm(self) -> float:
+        return self.width_mm - 2 * self.side_mm
+
+    @property
+    def qr_left_mm(self) -> float:
+        return (self.width_mm - self.qr_mm) / 2
+
+    @property
+    def size_label(self) -> str:
+        return f"{self.width_mm:g} × {self.height_mm:g} mm"
+
+    @property
+    def slug(self) -> str:
+        """For file names: '450x620'."""
+        return f"{self.width_mm:g}x{self.height_mm:g}"
+
+
+_PRINTING = "图文 UV 工艺印刷，色泽一致，图案清晰，不得有明显缺损"
+_OUTLET_MATERIAL = "亚克力、PET、PVC、有机玻璃等，轻质、耐磨损、耐高温、耐溶剂、防水、防油、防晒、防腐蚀"
+
+GATE = Format(
+    key="gate",
+    title="一码通标识牌（厂区门口）",
+    annex="附件1",
+    width_mm=450,
+    height_mm=620,
+    qr_mm=230,
+    qr_top_mm=195,  # "in the middle": centred, (620 - 230) / 2
+    side_mm=20,
+    head=(15, 185),
+    foot=(435, 605),
+    head_pt=(85, 85),
+    foot_pt=75,
+    material="不锈钢、塑钢等高强度、抗老化材料，表面静电喷塑；" + _PRINTING,
+    mounting="设于厂区门口附近醒目处，距门口不超过 5 m，高度 1.2–1.8 m",
+)
+OUTLET_1 = Format(
+    key="outlet-1",
+    title="排放口标识牌（样例1）",
+    annex="附件2 样例1",
+    width_mm=105,
+    height_mm=148.5,
+    qr_mm=90,
+    qr_top_mm=40,  # half of sample 2
+    side_mm=4,
+    head=(3, 38),
+    foot=(131, 146.5),
+    head_pt=(18, 18),  # 小二
+    foot_pt=16,  # 三号
+    material=_OUTLET_MATERIAL + "；" + _PRINTING,
+    mounting="用通用超黏型胶粘贴于原有排放口标识牌上，高度 1.2–1.8 m",
+)
+OUTLET_2 = Format(
+    key="outlet-2",
+    title="排放口标识牌（样例2）",
+    annex="附件2 样例2",
+    width_mm=210,
+    height_mm=297,
+    qr_mm=180,
+    qr_top_mm=80,  # the annex drawing's dimension lines: 80 mm, then the 180 mm code
+    side_mm=8,
+    head=(6, 76),
+    foot=(262, 291),
+    head_pt=(36, 36),  # 小初
+    foot_pt=26,  # 一号
+    material=_OUTLET_MATERIAL + "；" + _PRINTING,
+    mounting="粘贴、打钉或铁丝穿孔固定于排污设施或附近建（构）筑物上，固定位置避开文字与二维码；高度 1.2–1.8 m",
+)
+FORMATS: dict[str, Format] = {f.key: f for f in (GATE, OUTLET_1, OUTLET_2)}
+OUTLET_FORMATS = (OUTLET_1, OUTLET_2)
+
+OUTLET_KINDS = {"air": "废气排放口", "water": "废水排放口", "solid_waste": "固体废物贮存/处置设施"}
+
+
+# --- what a sign shows ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignContent:
+    """Exactly what one sign shows: the texts, in order, and the URL its QR code carries."""
+
+    format: str
+    permit_no: str
+    outlet: str | None  # outlet code; None for the gate sign
+    name: str  # the enterprise
+    second: str  # the program name (gate) or the outlet name (outlet)
+    second_tail: str  # the outlet code, right of the outlet name ('' on the gate sign)
+    foot: tuple[str, ...]  # gate: authority, hotline, date; outlet: the bureau line
+    foot_tail: str  # outlet: the date, right of the bureau line
+    qr_url: str
+
+    @property
+    def fmt(self) -> Format:
+        return FORMATS[self.format]
+
+    def texts(self) -> list[str]:
+        """Every text on the sign, top to bottom (for checks and search)."""
+        second = f"{self.second}{self.second_tail}"
+        foot = [*self.foot[:-1], self.foot[-1] + self.foot_tail]
+        return [self.name, second, *foot]
+
+
+def sign_date(issued: str | dt.date) -> str:
+    """The permit's issue or registration date as the annexes write it: 2023年06月."""
+    day = dt.date.fromisoformat(issued) if isinstance(issued, str) else issued
+    return f"{day.year:04d}年{day.month:02d}月"
+
+
+def signs_for(view: dict[str, Any], site: Site, bureau: str) -> list[SignContent]:
+    """The signs of one permit, from its public view: the gate sign, then per outlet both samples."""
+    permit_no = view["permit_no"]
+    name = view["enterprise"]["name"]
+    date = sign_date(view["permit"]["issued"])
+    out = [
+        SignContent(
+            GATE.key,
+            permit_no,
+            None,
+            name,
+            site.program_name,
+            "",
+            (f"{site.authority}监制", f"举报投诉电话：{site.hotline}", date),
+            "",
+            urls.qr_url(site.base_url, urls.enterprise_path(permit_no)),
+        )
+    ]
+    for outlet in view["permit"].get("outlets", []):
+        # Code, name and kind are always public, even for a withheld outlet (schema.Outlet).
+        if outlet["kind"] not in OUTLET_KINDS:
+            continue
+        url = urls.qr_url(site.base_url, urls.outlet_path(permit_no, outlet["code"]))
+        for fmt in OUTLET_FORMATS:
+            out.append(
+                SignContent(
+                    fmt.key,
+                    permit_no,
+                    outlet["code"],
+                    name,
+                    outlet["name"],
+                    outlet["code"],
+                    (f"{bureau}监制",),
+                    date,
+                    url,
+                )
+            )
+    return out
+
+
+# --- fitting the texts ---------------------------------------------------------------------------
+
+Measure = Callable[[str], float]  # text → width in em
+
+_OPENERS = frozenset("（(「『【《〈“‘[")
+_CLOSERS = frozenset("）)」』】》〉”’]、。，．,.:：;；!！?？%％·")
+_SUFFIXES = ("股份有限公司", "有限责任公司", "有限公司", "分公司", "集团")
+_PREFERRED_BONUS = 1.12  # once shrinking is unavoidable, a natural break may cost up to ~11 % of size
+TAIL_GAP_EM = 0.5  # between the outlet name and its code, the bureau line and the date
+_FIT_SAFETY = 0.99  # measured widths vs. the shaper's: never let rounding touch the edge
+
+
+@dataclass(frozen=True)
+class Placed:
+    """One text item as drawn: its lines, the tail on the last line, the type size in pt."""
+
+    lines: tuple[str, ...]
+    tail: str
+    pt: float
+
+
+def _alnum(ch: str) -> bool:
+    return ch.isascii() and ch.isalnum()
+
+
+def break_points(text: str) -> list[int]:
+    """Where a line may break: not inside a Latin word or number, never before a closing or after
+    an opening mark (Chinese line-breaking rules)."""
+    out = []
+    for i in range(1, len(text)):
+        a, b = text[i - 1], text[i]
+        if (_alnum(a) and _alnum(b)) or b in _CLOSERS or a in _OPENERS:
+            continue
+        out.append(i)
+    return out
+
+
+def _preferred(text: str, i: int) -> bool:
+    """A natural break: after a closing bracket, before a company-form suffix, after 公司."""
+    return text[i - 1] in "）)" or text.startswith(_SUFFIXES, i) or text[:i].endswith("公司")
+
+
+def fit(text: str, tail: str, spec_pt: float, width_mm: float, max_lines: int, measure: Measure) -> Placed:
+    """Lines and type size for one item: the specified size on one line if it fits; else (when
+    allowed) two lines at the specified size, broken at a natural point if one allows it, else as
+    evenly as possible; and only when no break keeps the specified size, a smaller size."""
+    avail_pt = width_mm * MM_PT * _FIT_SAFETY
+    tail_em = measure(tail) + TAIL_GAP_EM if tail else 0.0
+
+    def size(*line_ems: float) -> float:
+        return min(spec_pt, avail_pt / max(line_ems)) if max(line_ems) > 0 else spec_pt
+
+    one = measure(text) + tail_em
+    if max_lines == 1 or size(one) >= spec_pt:
+        return Placed((text,), tail, _floor(size(one)))
+    best: tuple[tuple[float, ...], tuple[str, str], float] | None = None
+    for i in break_points(text):
+        a, b = text[:i].rstrip(), text[i:].lstrip()
+        if not a or not b:
+            continue
+        wa, wb = measure(a), measure(b) + tail_em
+        pt = size(wa, wb)
+        natural = _preferred(text, i)
+        if pt >= spec_pt:  # full size: a natural break first, then the most even lines
+            score: tuple[float, ...] = (1, natural, 0, -abs(wa - wb))
+        else:  # shrunk: the largest size, a natural break counting for a little more
+            score = (0, 0, pt * (_PREFERRED_BONUS if natural else 1.0), -abs(wa - wb))
+        if best is None or score > best[0]:
+            best = (score, (a, b), pt)
+    if best is None:  # nowhere to break (one long Latin word): shrink on one line
+        return Placed((text,), tail, _floor(size(one)))
+    return Placed(best[1], tail, _floor(best[2]))
+
+
+def _floor(pt: float) -> float:
+    return int(pt * 10) / 10
+
+
+# --- the QR code ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QrCode:
+    version: int
+    modules: int  # symbol width in modules, without the quiet zone
+    path: str  # SVG path of the dark modules, in module units, quiet zone included
+
+    @property
+    def box(self) -> int:
+        return self.modules + 2 * QR_QUIET
+
+
+def qr_code(url: str) -> QrCode:
+    """The QR symbol for a sign's URL: alphanumeric mode, level H, smallest version that fits."""
+    import qrcode
+    from qrcode.util import MODE_ALPHA_NUM, QRData
+
+    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_H, border=0)
+    # Explicit mode: an upper-case URL fits the 45-character alphanumeric set, which packs
+    # 5.5 bits a character instead of 8 and so keeps the code one or two versions coarser.
+    qr.add_data(QRData(url, mode=MODE_ALPHA_NUM))
+    qr.make(fit=True)
+    if any(d.mode != MODE_ALPHA_NUM for d in qr.data_list):
+        raise SignError(f"QR 数据未使用字母数字模式：{url}")
+    matrix = qr.get_matrix()
+    return QrCode(qr.version, len(matrix), outline_path(matrix, QR_QUIET))
+
+
+def outline_path(matrix: Sequence[Sequence[bool]], offset: int = 0) -> str:
+    """The outline of the dark modules as one SVG path (filled with the nonzero rule).
+
+    One outline instead of a square per module: exact edges with no seams between modules when
+    a viewer anti-aliases, and about half the path commands of per-row runs, which matters
+    because parsing the path is most of WeasyPrint's time for a sign.
+    """
+    n = len(matrix)
+
+    def dark(x: int, y: int) -> bool:
+        return 0 <= x < n and 0 <= y < n and bool(matrix[y][x])
+
+    # Every border between a dark and a light module, directed clockwise around the dark one.
+    edges: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
+    for y in range(n):
+        for x in range(n):
+            if not matrix[y][x]:
+                continue
+            if not dark(x, y - 1):
+                edges[(x, y)].append((x + 1, y))
+            if not dark(x + 1, y):
+                edges[(x + 1, y)].append((x + 1, y + 1))
+            if not dark(x, y + 1):
+                edges[(x + 1, y + 1)].append((x, y + 1))
+            if not dark(x - 1, y):
+                edges[(x, y + 1)].append((x, y))
+    parts = []
+    for start in sorted(edges):
+        while edges[start]:
+            # Walk one closed loop (in-degree equals out-degree at every corner).
+            loop = [start]
+            point = edges[start].pop(0)
+            while point != start:
+                loop.append(point)
+                point = edges[point].pop(0)
+            parts.append(_loop_path(loop, offset))
+    return "".join(parts)
+
+
+def _loop_path(loop: list[tuple[int, int]], offset: int) -> str:
+    """A closed loop of unit steps as M/H/V commands, one per corner."""
+    corners = [
+        p
+        for i, p in enumerate(loop)
+        # a corner: the steps into and out of this point change direction
+        if (p[0] - loop[i - 1][0], p[1] - loop[i - 1][1])
+        != (loop[(i + 1) % len(loop)][0] - p[0], loop[(i + 1) % len(loop)][1] - p[1])
+    ]
+    x0, y0 = corners[0]
+    out = [f"M{x0 + offset} {y0 + offset}"]
+    for (px, _py), (x, y) in itertools.pairwise(corners):
+        out.append(f"V{y + offset}" if x == px else f"H{x + offset}")
+    return "".join(out) + "Z"
+
+
+# --- layout: content → what the template draws ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignLayout:
+    content: SignContent
+    fmt: Format
+    head: tuple[Placed, ...]
+    foot: tuple[Placed, ...]
+    qr: QrCode
+    title: str  # for the PDF's metadata
+
+
+def layout(content: SignContent, measure: Measure) -> SignLayout:
+    fmt = content.fmt
+    width = fmt.text_width_mm
+    head = (
+        fit(content.name, "", fmt.head_pt[0], width, 2, measure),
+        # The gate's program name stays one line; an outlet name may wrap like the enterprise's.
+        fit(content.second, content.second_tail, fmt.head_pt[1], width, 1 if fmt is GATE else 2, measure),
+    )
+    last = len(content.foot) - 1
+    foot = tuple(
+        fit(text, content.foot_tail if i == last else "", fmt.foot_pt, width, 1, measure)
+        for i, text in enumerate(content.foot)
+    )
+    what = fmt.title if content.outlet is None else f"{fmt.title} {content.outlet} {content.second}"
+    return SignLayout(content, fmt, head, foot, qr_code(content.qr_url), f"{content.name} · {what}")
+
+
+# --- the sign font -------------------------------------------------------------------------------
+
+FONT_FAMILY = "Noto Sans CJK SC Sign"  # the prepared face; the PDF names it ...-Sign-Heavy
+SYSTEM_FAMILY = "Noto Sans CJK SC"
+
+
+@lru_cache(maxsize=1)
+def system_font() -> tuple[Path, int]:
+    """The installed Noto Sans CJK SC Black (file, face index), found as Pango will find it."""
+    query = f"{SYSTEM_FAMILY}:weight=210"  # fontconfig's black = CSS 900
+    try:
+        found = subprocess.run(
+            ["fc-match", "--format=%{file}\n%{index}\n%{family}\n%{weight}", query],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split("\n")
+    except (OSError, subprocess.CalledProcessError) as err:
+        raise SignError(f"无法查询字体（fc-match）：{err}；请运行 bash scripts/setup") from err
+    file, index, family, weight = [*found, "", "", "", ""][:4]
+    if SYSTEM_FAMILY not in family.split(",") or weight != "210":
+        raise SignError(
+            f"标识牌字体 {SYSTEM_FAMILY} Black 未安装（找到的是 {family or '无'}）；"
+            "请运行 bash scripts/setup（Debian 软件包 fonts-noto-cjk-extra）"
+        )
+    return Path(file), int(index or 0)
+
+
+def _repertoire() -> set[int]:
+    """Code points of the prepared face: GB 2312 (all 6,763 hanzi and its symbols), ASCII,
+    Latin-1, general punctuation, CJK symbols and full-width forms."""
+    chars = set(range(0x20, 0x7F)) | set(range(0xA0, 0x100)) | set(range(0x2000, 0x2070))
+    chars |= set(range(0x3000, 0x3040)) | set(range(0xFF00, 0xFFF0))
+    for row in range(0xA1, 0xF8):
+        for col in range(0xA1, 0xFF):
+            with contextlib.suppress(UnicodeDecodeError):  # unassigned cells of the table
+                chars.add(ord(bytes((row, col)).decode("gb2312")))
+    return chars
+
+
+def prepare_font(cache_dir: Path) -> Path:
+    """The sign face in the cache (built on first use, about 5 s): see the module's docstring."""
+    import fontTools
+    from fontTools import subset
+    from fontTools.pens.cu2quPen import Cu2QuPen
+    from fontTools.pens.ttGlyphPen import TTGlyphPen
+    from fontTools.ttLib import TTFont, newTable
+
+    source, index = system_font()
+    # Named by what decides its bytes: the source face, this code, fontTools.
+    h = hashlib.blake2b(source.read_bytes(), digest_size=8)
+    h.update((inspect.getsource(prepare_font) + inspect.getsource(_repertoire) + fontTools.version).encode())
+    target = cache_dir / "signs" / f"sign-font-{h.hexdigest()}.ttf"
+    if target.exists():
+        return target
+    # recalcTimestamp=False: the face's bytes (and so every PDF) must not depend on the day.
+    font = TTFont(source, fontNumber=index, recalcTimestamp=False)
+    options = subset.Options(
+        retain_gids=False,
+        layout_features=[],  # no shaping features are needed for horizontal Chinese and digits
+        name_IDs=["*"],
+        notdef_outline=True,
+        hinting=False,
+        desubroutinize=True,
+        drop_tables=["VORG", "vhea", "vmtx", "BASE", "DSIG", "GSUB", "GPOS", "GDEF"],
+    )
+    subsetter = subset.Subsetter(options)
+    subsetter.populate(unicodes=_repertoire())
+    subsetter.subset(font)
+    # CFF → TrueType outlines: glyph ids that the PDF subsetter keeps cost next to nothing in glyf.
+    # Error at most 1/1000 em (0.03 mm on the gate sign's 85 pt name).
+    order = font.getGlyphOrder()
+    glyphs = font.getGlyphSet()
+    glyf = newTable("glyf")
+    glyf.glyphOrder = order
+    glyf.glyphs = {}
+    for name in order:
+        pen = TTGlyphPen(glyphs)
+        glyphs[name].draw(Cu2QuPen(pen, max_err=1.0, reverse_direction=True))
+        glyf[name] = pen.glyph()
+    del font["CFF "]
+    font["glyf"] = glyf
+    font["loca"] = newTable("loca")
+    hmtx = font["hmtx"]
+    for name in order:  # TrueType positions outlines by the left side bearing: make it exact
+        glyph = glyf[name]
+        glyph.recalcBounds(glyf)
+        hmtx[name] = (hmtx[name][0], getattr(glyph, "xMin", 0))
+    maxp = font["maxp"]
+    maxp.tableVersion = 0x00010000
+    for attr in (
+        "maxTwilightPoints",
+        "maxStorage",
+        "maxFunctionDefs",
+        "maxInstructionDefs",
+        "maxStackElements",
+        "maxSizeOfInstructions",
+        "maxComponentElements",
+        "maxComponentDepth",
+    ):
+        setattr(maxp, attr, 0)
+    maxp.maxZones = 1
+    font["head"].glyphDataFormat = 0
+    font["post"].formatType = 3.0
+    font.sfntVersion = "\x00\x01\x00\x00"
+    buffer = io.BytesIO()
+    font.save(buffer)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_bytes(buffer.getvalue())
+    tmp.replace(target)
+    return target
+
+
+@lru_cache(maxsize=4)
+def _advances(path: str, index: int) -> tuple[dict[int, float], float]:
+    """Advance widths in em by code point, and the .notdef width."""
+    from fontTools.ttLib import TTFont
+
+    font = TTFont(path, fontNumber=index, lazy=True)
+    upem = font["head"].unitsPerEm
+    hmtx = font["hmtx"]
+    widths = {cp: hmtx[g][0] / upem for cp, g in font.getBestCmap().items()}
+    return widths, hmtx[".notdef"][0] / upem
+
+
+def measurer(font: Path) -> Measure:
+    """Text width in em as the sign face sets it (no kerning: the prepared face has none);
+    characters outside it are measured in the system face they fall back to."""
+    prepared, _ = _advances(str(font), 0)
+
+    def measure(text: str) -> float:
+        total = 0.0
+        for ch in text:
+            width = prepared.get(ord(ch))
+            if width is None:
+                source, index = system_font()
+                fallback, notdef = _advances(str(source), index)
+                width = fallback.get(ord(ch), max(notdef, 1.0))
+            total += width
+        return total
+
+    return measure
+
+
+# --- rendering -----------------------------------------------------------------------------------
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["cmyk"] = lambda c: "device-cmyk({}% {}% {}% {}%)".format(*c)
+    env.filters["mm"] = lambda v: f"{v:.3f}".rstrip("0").rstrip(".") + "mm"
+    return env
+
+
+def _library_versions() -> str:
+    """Versions of everything that shapes, subsets and writes a sign's bytes."""
+    import ctypes
+
+    import pypdf
+    import weasyprint
+    from weasyprint.text.ffi import pango
+
+    try:
+        hb = ctypes.CDLL("libharfbuzz.so.0")
+        hb.hb_version_string.restype = ctypes.c_char_p
+        harfbuzz = hb.hb_version_string().decode()
+    except (OSError, AttributeError):
+        harfbuzz = "?"
+    return (
+        f"weasyprint {weasyprint.__version__}; pypdf {pypdf.__version__}; qrcode {metadata.version('qrcode')};"
+        f" pango {pango.pango_version()}; harfbuzz {harfbuzz}"
+    )
+
+
+def renderer_version(font: Path) -> str:
+    """A digest of everything besides the content that decides a sign's bytes: the templates and
+    CSS, the code that lays out and writes a sign (not the listing pages': editing those must not
+    re-render every sign), its constants, the prepared font, the libraries."""
+    h = hashlib.blake2b(digest_size=16)
+    for path in sorted(TEMPLATES.iterdir()):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    for code in _rendering_code():
+        h.update(inspect.getsource(code).encode())
+    h.update(repr(_rendering_constants()).encode())
+    h.update(font.read_bytes())
+    h.update(_library_versions().encode())
+    return h.hexdigest()
+
+
+def _rendering_code() -> list[Any]:
+    return [
+        *(fit, break_points, _preferred, _alnum, _floor, measurer, _advances),
+        *(qr_code, outline_path, _loop_path, layout, SignLayout, Placed, QrCode),
+        *(_environment, Renderer, finish, _grown, _producer),
+    ]
+
+
+def _rendering_constants() -> list[Any]:
+    # Sets sorted: their repr follows string hashing, which differs from process to process.
+    return [
+        *(FORMATS, BLEED_MM, MARK_OFFSET_MM, MARK_LENGTH_MM, SLUG_MM, MM_PT),
+        *(GREEN, WHITE, BLACK, REGISTRATION, QR_QUIET, FONT_FAMILY, SYSTEM_FAMILY),
+        *(sorted(_OPENERS), sorted(_CLOSERS), _SUFFIXES, _PREFERRED_BONUS, TAIL_GAP_EM, _FIT_SAFETY),
+    ]
+
+
+def sign_key(content: SignContent, renderer: str) -> str:
+    """The cache key: exactly what the sign shows, under the renderer's version."""
+    data = repr(dataclasses.astuple(content)).encode()
+    return hashlib.blake2b(data, digest_size=16, key=bytes.fromhex(renderer)).hexdigest()
+
+
+class Renderer:
+    """Renders signs in batches: many signs as pages of one WeasyPrint document, one font
+    configuration for the whole run."""
+
+    def __init__(self, font: Path) -> None:
+        from weasyprint.text.fonts import FontConfiguration
+
+        self.font = font
+        self.measure = measurer(font)
+        self.env = _environment()
+        self.font_config = FontConfiguration()
+        self.css = (TEMPLATES / "sign.css").read_text(encoding="utf-8")
+
+    def html(self, signs: Sequence[SignLayout]) -> str:
+        return self.env.get_template("sign.html").render(
+            signs=signs,
+            formats=FORMATS.values(),
+            font_url=self.font.resolve().as_uri(),
+            font_family=FONT_FAMILY,
+            fallback_family=SYSTEM_FAMILY,
+            css=self.css,
+            bleed=BLEED_MM,
+            slug=SLUG_MM,
+            mark_offset=MARK_OFFSET_MM,
+            mark_length=MARK_LENGTH_MM,
+            tail_gap=TAIL_GAP_EM,
+            colors={"green": GREEN, "white": WHITE, "black": BLACK, "registration": REGISTRATION},
+        )
+
+    def pages(self, layouts: Sequence[SignLayout]) -> list[bytes]:
+        """One raw WeasyPrint PDF per sign (print geometry: bleed and slug around the trim box)."""
+        from weasyprint import HTML
+
+        document = HTML(string=self.html(layouts), base_url=str(TEMPLATES)).render(font_config=self.font_config)
+        if len(document.pages) != len(layouts):
+            raise SignError(f"{len(layouts)} 个标识牌排出了 {len(document.pages)} 页")
+        # One page a PDF: its font subset holds only this sign's glyphs, and its bytes do not
+        # depend on the other signs of the batch.
+        return [document.copy([page]).write_pdf() for page in document.pages]
+
+    def render(self, contents: Sequence[SignContent]) -> list[tuple[bytes, bytes]]:
+        """(trim PDF, print PDF) for each sign, in order."""
+        layouts = [layout(c, self.measure) for c in contents]
+        return [finish(raw, sign) for raw, sign in zip(self.pages(layouts), layouts, strict=True)]
+
+
+def finish(raw: bytes, sign: SignLayout) -> tuple[bytes, bytes]:
+    """WeasyPrint's page → (trim PDF, print PDF): exact boxes, metadata, a fixed /ID.
+
+    WeasyPrint puts the trim box at the origin with the CSS bleed (here bleed + slug) around it,
+    but sets the BleedBox at most 10 pt out; the print variant gets the exact 3 mm. The trim
+    variant is the same page with every box set to the trim size (cheaper than rendering twice;
+    the bleed and the marks lie outside its MediaBox, so nothing shows them).
+    """
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import ArrayObject, ByteStringObject, NameObject, RectangleObject
+
+    fmt = sign.fmt
+    w, h = fmt.width_mm * MM_PT, fmt.height_mm * MM_PT
+    trim = RectangleObject((0, 0, w, h))
+    boxes = {
+        "trim": (trim, trim),
+        "print": (_grown(w, h, SLUG_MM * MM_PT), _grown(w, h, BLEED_MM * MM_PT)),
+    }
+    out = []
+    for variant, (media, bleed) in boxes.items():
+        writer = PdfWriter(clone_from=PdfReader(io.BytesIO(raw)))
+        writer.pdf_header = "%PDF-1.4"  # what pypdf writes (no object streams); print RIPs take it
+        page = writer.pages[0]
+        page.mediabox = media
+        page.cropbox = media
+        page[NameObject("/BleedBox")] = bleed
+        page.trimbox = trim
+        subject = f"{fmt.annex} {fmt.size_label}"
+        if variant == "print":
+            subject += f"，出血 {BLEED_MM:g} mm，含裁切线"
+        writer.add_metadata(
+            {"/Title": sign.title, "/Subject": subject, "/Creator": "yimatong", "/Producer": _producer()}
+        )
+        # A fixed /ID from the page's bytes: equal input gives byte-identical files, and the two
+        # variants differ. pypdf has no public setter (it only makes random ones).
+        ident = ByteStringObject(hashlib.md5(raw + variant.encode(), usedforsecurity=False).digest())
+        writer._ID = ArrayObject([ident, ident])
+        buffer = io.BytesIO()
+        writer.write(buffer)
+        out.append(buffer.getvalue())
+    return out[0], out[1]
+
+
+def _grown(w: float, h: float, by: float) -> Any:
+    from pypdf.generic import RectangleObject
+
+    return RectangleObject((-by, -by, w + by, h + by))
+
+
+@lru_cache(maxsize=1)
+def _producer() -> str:
+    import pypdf
+    import weasyprint
+
+    return f"yimatong (WeasyPrint {weasyprint.__version__}, pypdf {pypdf.__version__})"
+
+
+def merge_pdfs(parts: Iterable[tuple[bytes, str]], title: str) -> bytes:
+    """Concatenate one-page PDFs into one, with a bookmark per page and a fixed /ID."""
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import ArrayObject, ByteStringObject
+
+    writer = PdfWriter()
+    writer.pdf_header = "%PDF-1.4"
+    digest = hashlib.md5(title.encode(), usedforsecurity=False)
+    for data, label in parts:
+        digest.update(data)
+        writer.append(PdfReader(io.BytesIO(data)), outline_item=label)
+    writer.add_metadata({"/Title": title, "/Creator": "yimatong", "/Producer": _producer()})
+    ident = ByteStringObject(digest.digest())
+    writer._ID = ArrayObject([ident, ident])  # see finish()
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
+# --- the cache -----------------------------------------------------------------------------------
+
+
+class SignCache:
+    """Rendered PDFs under the build's cache dir, by sign key; batches by their members' keys."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.root = cache_dir / "signs"
+        self.used: set[Path] = set()
+
+    def paths(self, key: str) -> tuple[Path, Path]:
+        folder = self.root / "pdf" / key[:2]
+        return folder / f"{key}.pdf", folder / f"{key}-print.pdf"
+
+    def has(self, key: str) -> bool:
+        return all(p.exists() for p in self.paths(key))
+
+    def batch(self, key: str) -> Path:
+        return self.root / "batch" / f"{key}.pdf"
+
+    def put(self, path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+
+    def prune(self, font: Path) -> None:
+        """Drop what this build did not use, so the cache stays the size of one site."""
+        for sub in ("pdf", "batch"):
+            for path in (self.root / sub).rglob("*.pdf"):
+                if path not in self.used:
+                    path.unlink(missing_ok=True)
+        for path in self.root.glob("sign-font-*.ttf"):
+            if path != font:
+                path.unlink(missing_ok=True)
+
+
+_RENDERERS: dict[Path, Renderer] = {}  # one per font, per process (workers keep theirs)
+
+
+def _renderer(font: Path) -> Renderer:
+    if font not in _RENDERERS:
+        _RENDERERS[font] = Renderer(font)
+    return _RENDERERS[font]
+
+
+def _render_chunk(font: Path, cache_dir: Path, chunk: list[tuple[SignContent, str]]) -> int:
+    """Render signs into the cache (in this process or a worker's); returns how many."""
+    cache = SignCache(cache_dir)
+    rendered = _renderer(font).render([content for content, _ in chunk])
+    for (_, key), (trim, printed) in zip(chunk, rendered, strict=True):
+        trim_path, print_path = cache.paths(key)
+        cache.put(trim_path, trim)
+        cache.put(print_path, printed)
+    return len(chunk)
+
+
+def render_missing(
+    todo: list[tuple[SignContent, str]],
+    font: Path,
+    cache_dir: Path,
+    workers: int,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Render (content, key) pairs into the cache in batches, on `workers` processes when there is
+    enough work to pay for starting them (about 2 s of CPU each: imports, fonts)."""
+    if not todo:
+        return
+    per_chunk = max(8, min(BATCH_SIZE, -(-len(todo) // (workers * 3))))
+    chunks = [todo[i : i + per_chunk] for i in range(0, len(todo), per_chunk)]
+    if workers <= 1 or len(todo) < PARALLEL_FROM:
+        for chunk in chunks:
+            done = _render_chunk(font, cache_dir, chunk)
+            if progress:
+                progress(done)
+        return
+    # spawn, not fork: the parent may already hold Pango and fontconfig state.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(workers, len(chunks)), mp_context=context) as pool:
+        futures = [pool.submit(_render_chunk, font, cache_dir, chunk) for chunk in chunks]
+        for future in as_completed(futures):
+            done = future.result()
+            if progress:
+                progress(done)
+
+
+# --- the stage -----------------------------------------------------------------------------------
+
+
+@dataclass
+class SignStats:
+    rendered: int = 0  # signs rendered this run (each: a trim and a print PDF)
+    reused: int = 0  # signs taken from the cache
+    written: int = 0  # files written into the site: sign PDFs, city batches, listing pages
+
+
+@dataclass(frozen=True)
+class PermitOutlet:
+    code: str
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class PermitSigns:
+    """One permit's signs, and what its listing entry needs (not the record: memory stays small
+    however many permits there are)."""
+
+    permit_no: str
+    name: str
+    city: City
+    county: str | None
+    status: str
+    outlets: tuple[PermitOutlet, ...]
+    contents: tuple[SignContent, ...]
+
+
+def plan(loaded: Loaded) -> list[PermitSigns]:
+    """Every permit with the signs it gets (none when not in force), from the public view only."""
+    site = loaded.site
+    cities = {c.code: c for c in loaded.regions.cities}
+    place = pages.places(loaded.regions)
+    out = []
+    for entry, record in iter_records(loaded):
+        view = public_view(record)
+        city = cities[city_code(entry.region)]
+        status = facts.permit_status(view, site.as_of)
+        contents = signs_for(view, site, city.bureau) if status in SIGNED_STATUSES else []
+        outlets = tuple(PermitOutlet(o["code"], o["name"], o["kind"]) for o in view["permit"].get("outlets", []))
+        name = view["enterprise"]["name"]
+        county = place(entry.region).county
+        out.append(PermitSigns(view["permit_no"], name, city, county, status, outlets, tuple(contents)))
+    return out
+
+
+def render_signs(
+    loaded: Loaded,
+    staging: Path,
+    cache_dir: Path,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
+) -> SignStats:
+    """Write every sign of every permit in force into staging/signs/, with the per-city batches
+    and the listing pages. Signs whose content is unchanged come from the cache."""
+    stats = SignStats()
+    font = prepare_font(cache_dir)
+    renderer_id = renderer_version(font)
+    cache = SignCache(cache_dir)
+    permits = plan(loaded)
+    keys = {c: sign_key(c, renderer_id) for p in permits for c in p.contents}
+    todo = [(c, k) for c, k in keys.items() if not cache.has(k)]
+    total = len(keys)
+    stats.reused = total - len(todo)
+
+    def advance(done: int) -> None:
+        stats.rendered += done
+        if progress:
+            progress(stats.reused + stats.rendered, total)
+
+    render_missing(todo, font, cache_dir, workers or os.cpu_count() or 1, advance)
+    cities = _publish_all(loaded, permits, keys, cache, staging, stats)
+    stats.written += _listing_pages(loaded.site, staging, cities)
+    cache.prune(font)
+    return stats
+
+
+# --- publishing ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Download:
+    label: str
+    href: str  # site-relative
+    kb: int
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A city's print variants of one format, in one PDF."""
+
+    download: Download
+    count: int
+
+
+@dataclass(frozen=True)
+class SignItem:
+    """One sign on a listing page: its trim and print downloads."""
+
+    format: Format
+    trim: Download
+    print: Download
+
+
+@dataclass(frozen=True)
+class OutletSigns:
+    code: str
+    name: str
+    kind: str
+    signs: list[SignItem]
+
+
+@dataclass(frozen=True)
+class EnterpriseSigns:
+    name: str
+    permit_no: str
+    county: str | None
+    href: str  # the enterprise page, site-relative
+    status: str
+    status_label: str
+    gate: SignItem | None
+    outlets: list[OutletSigns]
+
+
+@dataclass(frozen=True)
+class CitySigns:
+    code: str
+    name: str
+    bureau: str
+    href: str  # the city's listing page, site-relative
+    batches: dict[str, Batch]  # by format key
+    enterprises: list[EnterpriseSigns]
+
+    @property
+    def sign_count(self) -> int:
+        return sum((e.gate is not None) + sum(len(o.signs) for o in e.outlets) for e in self.enterprises)
+
+
+def sign_paths(content: SignContent) -> tuple[str, str]:
+    """Site paths of a sign's trim and print PDFs, under signs/<permit>/; the file names say what
+    they are, since a print shop saves many of them side by side."""
+    what = "gate" if content.outlet is None else content.outlet
+    base = f"signs/{content.permit_no}/{content.permit_no}-{what}-{content.fmt.slug}"
+    return f"{base}.pdf", f"{base}-print.pdf"
+
+
+def batch_path(city: str, fmt: Format) -> str:
+    kind = "gate" if fmt is GATE else "outlet"
+    return f"signs/{city}/{city}-{kind}-{fmt.slug}-print.pdf"
+
+
+def _publish(source: Path, target: Path) -> int:
+    """A cached file into the staging tree: a hard link where possible (nothing ever writes into a
+    published file, and 700,000 signs are not copied every night), else a copy. Returns its size."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+    return source.stat().st_size
+
+
+def _kb(size: int) -> int:
+    return max(1, round(size / 1024))
+
+
+def _publish_all(
+    loaded: Loaded,
+    permits: list[PermitSigns],
+    keys: dict[SignContent, str],
+    cache: SignCache,
+    staging: Path,
+    stats: SignStats,
+) -> list[CitySigns]:
+    by_city: dict[str, list[PermitSigns]] = defaultdict(list)
+    for permit in permits:
+        by_city[permit.city.code].append(permit)
+    out = []
+    for city in loaded.regions.cities:
+        enterprises = []
+        members: dict[str, list[SignContent]] = defaultdict(list)
+        for permit in by_city.get(city.code, []):
+            items = {}
+            for content in permit.contents:
+                sources = cache.paths(keys[content])
+                cache.used.update(sources)
+                targets = sign_paths(content)
+                sizes = [_publish(src, staging / dst) for src, dst in zip(sources, targets, strict=True)]
+                stats.written += 2
+                items[content] = SignItem(
+                    content.fmt,
+                    Download("成品 PDF", targets[0], _kb(sizes[0])),
+                    Download("印刷版 PDF", targets[1], _kb(sizes[1])),
+                )
+                members[content.format].append(content)
+            enterprises.append(_enterprise_signs(permit, items))
+        batches = {}
+        for fmt in FORMATS.values():
+            if members.get(fmt.key):
+                size = _batch(cache, members[fmt.key], keys, city, fmt, staging / batch_path(city.code, fmt))
+                download = Download("印刷版 PDF", batch_path(city.code, fmt), _kb(size))
+                batches[fmt.key] = Batch(download, len(members[fmt.key]))
+                stats.written += 1
+        enterprises.sort(key=lambda e: (e.name, e.permit_no))
+        out.append(CitySigns(city.code, city.name, city.bureau, f"signs/{city.code}/", batches, enterprises))
+    return out
+
+
+def _enterprise_signs(permit: PermitSigns, items: dict[SignContent, SignItem]) -> EnterpriseSigns:
+    gate = next((items[c] for c in permit.contents if c.outlet is None), None)
+    outlets = []
+    for outlet in permit.outlets:
+        signs = [items[c] for c in permit.contents if c.outlet == outlet.code]
+        if signs:
+            outlets.append(OutletSigns(outlet.code, outlet.name, OUTLET_KINDS[outlet.kind], signs))
+    return EnterpriseSigns(
+        permit.name,
+        permit.permit_no,
+        permit.county,
+        urls.enterprise_path(permit.permit_no),
+        permit.status,
+        facts.STATUS_LABELS[permit.status],
+        gate,
+        outlets,
+    )
+
+
+def _batch(
+    cache: SignCache, contents: list[SignContent], keys: dict[SignContent, str], city: City, fmt: Format, target: Path
+) -> int:
+    """One city's print variants of one format as one PDF, cached by its members' keys."""
+    contents = sorted(contents, key=lambda c: (c.name, c.permit_no, c.outlet or ""))
+    title = f"{city.name} {fmt.title} {fmt.size_label} 印刷版（出血 {BLEED_MM:g} mm）"
+    key = hashlib.blake2b("\n".join([title, *(keys[c] for c in contents)]).encode(), digest_size=16).hexdigest()
+    path = cache.batch(key)
+    if not path.exists():
+        parts = [(cache.paths(keys[c])[1].read_bytes(), _bookmark(c)) for c in contents]
+        cache.put(path, merge_pdfs(parts, title))
+    cache.used.add(path)
+    return _publish(path, target)
+
+
+def _bookmark(content: SignContent) -> str:
+    return content.name if content.outlet is None else f"{content.name} {content.outlet} {content.second}"
+
+
+# --- listing pages -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FormatSpec:
+    """A format's specifications for print shops."""
+
+    format: Format
+    qr: str
+    type_sizes: str
+
+
+@dataclass(frozen=True)
+class SignsPage:
+    """layouts/signs.html (all cities) and layouts/signs_city.html (one city)."""
+
+    common: Common
+    formats: list[FormatSpec]
+    colors: str
+    font: str
+    bleed: str  # mm
+    cities: list[CitySigns]
+    total: int
+
+
+def _format_specs() -> list[FormatSpec]:
+    specs = []
+    for fmt in FORMATS.values():
+        if fmt is GATE:
+            sizes = f"单位名称、程序名称 {fmt.head_pt[0]:g} pt；监制单位、举报电话、发证年月 {fmt.foot_pt:g} pt"
+        else:
+            sizes = f"单位名称、排放口名称与编号 {fmt.head_pt[0]:g} pt；监制单位与发证年月 {fmt.foot_pt:g} pt"
+        qr = f"{fmt.qr_mm:g} × {fmt.qr_mm:g} mm，居中（含 {QR_QUIET} 模块空白区，纠错等级 H）"
+        specs.append(FormatSpec(fmt, qr, sizes))
+    return specs
+
+
+def _listing_pages(site: Site, staging: Path, cities: list[CitySigns]) -> int:
+    env = pages.environment()
+    green = "底色绿色 CMYK {},{},{},{}".format(*GREEN)
+    colors = f"{green}；文字白色 CMYK 0,0,0,0（即不印墨，露出底材）；二维码黑色模块（K 100）、白色底"
+    font = "思源黑体 / Noto Sans CJK SC Black（黑体，嵌入子集）"
+    specs = _format_specs()
+
+    def page(path: str, title: str, shown: list[CitySigns]) -> SignsPage:
+        total = sum(c.sign_count for c in shown)
+        return SignsPage(Common(site, root_of(path), title, path), specs, colors, font, f"{BLEED_MM:g}", shown, total)
+
+    pages.write(
+        staging, "signs/index.html", env.get_template("signs.html").render(page=page("signs/", "标识牌下载", cities))
+    )
+    for city in cities:
+        listing = page(city.href, f"{city.name}标识牌下载", [city])
+        pages.write(staging, f"{city.href}index.html", env.get_template("signs_city.html").render(page=listing))
+    return 1 + len(cities)
