@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from yimatong import facts, urls
-from yimatong.load import iter_records
+from yimatong.load import iter_views
 from yimatong.pipeline import BuildResult
-from yimatong.public import public_view
 
 from .browser import axe_result, axe_start, format_axe, format_vnu, new_context, url_for, vnu
 
@@ -84,8 +83,7 @@ def sample(sample_build: tuple[BuildResult, Path]) -> Sample:
     html = sorted(p.relative_to(public).as_posix() for p in public.rglob("*") if p.suffix in (".html", ".htm"))
     as_of = result.loaded.site.as_of
     records: list[tuple[Enterprise, dict[str, Any], str]] = []
-    for entry, record in iter_records(result.loaded):
-        view = public_view(record)
+    for entry, view in iter_views(result.loaded):
         status = facts.permit_status(view, as_of)
         page = urls.enterprise_path(entry.permit_no) + "index.html"
         if (public / page).is_file():

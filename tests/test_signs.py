@@ -28,9 +28,8 @@ from pypdf import PdfReader
 from pypdf.generic import ContentStream
 
 from yimatong import signs, urls
-from yimatong.load import Loaded, iter_records
+from yimatong.load import Loaded, iter_views
 from yimatong.pipeline import BuildResult
-from yimatong.public import public_view
 
 MM = signs.MM_PT
 DPI = 150  # print scale for the QR check: a sign is read at arm's length, not under a loupe
@@ -287,7 +286,7 @@ def test_names_up_to_26_characters_keep_the_specified_size(rendered: Rendered) -
 def test_sign_texts_come_from_the_public_view(rendered: Rendered) -> None:
     regions = {c.code: c for c in rendered.loaded.regions.cities}
     site = rendered.loaded.site
-    views = {e.permit_no: public_view(r) for e, r in iter_records(rendered.loaded)}
+    views = {e.permit_no: v for e, v in iter_views(rendered.loaded)}
     for content in rendered.contents:
         view = views[content.permit_no]
         assert content.name == view["enterprise"]["name"]

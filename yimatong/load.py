@@ -3,8 +3,10 @@
 Files are parsed with libyaml in parallel worker processes. Each validated record is pickled into a
 content-addressed cache (the key also covers this validation code), so an unchanged file is never
 parsed twice: a night with few changes costs a read and a hash per file. Workers hand back only a
-small `Entry` per record; the later stages fetch full records from the `RecordStore` one at a time,
-so memory stays flat however many enterprises there are.
+small `Entry` per record. What the cache keeps is the record's public view (public.py), made once per
+content hash: the later stages read only that, one record at a time, so nothing confidential can
+reach them and memory stays flat however many enterprises there are. (Plain dicts also unpickle
+several times faster than pydantic models.)
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from . import explain, yamlread
 from .errors import Problem, YimatongError
 from .identifiers import city_code, uscc_check_ok
+from .public import public_view
 from .schema import SCHEMA_VERSION, EnterpriseFile, Regions, Site
 
 Progress = Callable[[int, int], None]
@@ -72,7 +75,7 @@ class ConfigInvalid(YimatongError):
 
 
 class RecordStore:
-    """Validated records, pickled under their content digest."""
+    """The public views of validated records, pickled under their content digest."""
 
     def __init__(self, cache_dir: Path) -> None:
         self.root = cache_dir / "records"
@@ -80,14 +83,14 @@ class RecordStore:
     def path(self, digest: str) -> Path:
         return self.root / digest[:2] / f"{digest}.pickle"
 
-    def put(self, digest: str, record: EnterpriseFile) -> None:
+    def put(self, digest: str, view: dict[str, Any]) -> None:
         path = self.path(digest)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL))
+        tmp.write_bytes(pickle.dumps(view, protocol=pickle.HIGHEST_PROTOCOL))
         tmp.replace(path)
 
-    def get(self, digest: str) -> EnterpriseFile:
+    def get(self, digest: str) -> dict[str, Any]:
         return pickle.loads(self.path(digest).read_bytes())
 
     def has(self, digest: str) -> bool:
@@ -224,7 +227,7 @@ def _work(batch: list[str]) -> list[tuple[str, str | None, Outcome | None]]:
         record, problems = read_model(raw, EnterpriseFile)
         entry = None
         if record is not None:
-            job.store.put(digest, record)
+            job.store.put(digest, public_view(record))
             entry = entry_of(record, "", digest)
         out.append((rel, digest, (entry, problems)))
     return out
@@ -366,6 +369,7 @@ def _located(data_dir: Path, file: str, found: list[tuple[tuple[str, ...], str]]
     return [Problem(file, yamlread.line_at(tree, loc), explain.field_path(loc), msg) for loc, msg in found]
 
 
-def iter_records(loaded: Loaded, entries: Iterable[Entry] | None = None) -> Iterator[tuple[Entry, EnterpriseFile]]:
+def iter_views(loaded: Loaded, entries: Iterable[Entry] | None = None) -> Iterator[tuple[Entry, dict[str, Any]]]:
+    """Each good record's public view, in permit-number order, one at a time."""
     for e in entries if entries is not None else loaded.entries:
         yield e, loaded.store.get(e.digest)

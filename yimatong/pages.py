@@ -20,8 +20,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from . import facts, urls
 from .context import TONE_OF_STATUS, Common, Place, cn_date, enterprise_page, outlet_page, root_of
-from .load import Loaded, iter_records
-from .public import public_view
+from .load import Loaded, iter_views
 from .schema import Regions, Site
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,8 +160,7 @@ def render(loaded: Loaded, staging: Path, progress: Callable[[int, int], None] |
     events: list[Event] = []
     sitemap: list[str] = []
     count = 0
-    for entry, record in iter_records(loaded):
-        view = public_view(record)
+    for entry, view in iter_views(loaded):
         page = enterprise_page(view, site, place(entry.region), tones)
         write(staging, page.common.path + "index.html", enterprise_t.render(page=page))
         sitemap.append(page.common.path)

@@ -49,8 +49,7 @@ from . import facts, pages, urls
 from .context import Common, root_of
 from .errors import YimatongError
 from .identifiers import city_code
-from .load import Loaded, iter_records
-from .public import public_view
+from .load import Loaded, iter_views
 from .schema import City, Site
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -918,8 +917,7 @@ def plan(loaded: Loaded) -> list[PermitSigns]:
     cities = {c.code: c for c in loaded.regions.cities}
     place = pages.places(loaded.regions)
     out = []
-    for entry, record in iter_records(loaded):
-        view = public_view(record)
+    for entry, view in iter_views(loaded):
         city = cities[city_code(entry.region)]
         status = facts.permit_status(view, site.as_of)
         contents = signs_for(view, site, city.bureau) if status in SIGNED_STATUSES else []
