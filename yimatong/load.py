@@ -32,8 +32,9 @@ from .schema import SCHEMA_VERSION, EnterpriseFile, Regions, Site
 Progress = Callable[[int, int], None]
 M = TypeVar("M", bound=BaseModel)
 
-# Anything that changes what validation accepts changes the cache key.
-_CODE = [Path(__file__).with_name(n) for n in ("schema.py", "identifiers.py", "yamlread.py", "explain.py", "load.py")]
+# Anything that changes what validation accepts, or what the public view holds, changes the cache key.
+_SOURCES = ("schema.py", "identifiers.py", "yamlread.py", "explain.py", "load.py", "public.py")
+_CODE = [Path(__file__).with_name(n) for n in _SOURCES]
 FINGERPRINT = hashlib.blake2b(b"".join(p.read_bytes() for p in _CODE), digest_size=8).hexdigest()
 
 
