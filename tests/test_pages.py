@@ -15,6 +15,7 @@ from bs4 import BeautifulSoup
 from yimatong import generate as gen
 from yimatong import pages, urls
 from yimatong.pipeline import BuildResult, build
+from yimatong.schema import Site
 
 from .conftest import SAMPLE
 
@@ -222,8 +223,12 @@ def test_planted_script_id_and_phone_are_escaped_or_masked(tmp_path: Path) -> No
     text = re.sub(r"(\n  address: )(.+)", r"\1\2 联系人手机 13912345678 身份证 450103199001011234", text, count=1)
     target.write_text(text, encoding="utf-8")
     build(data, tmp_path / "public", tmp_path / "cache")
-    out = _all_output(tmp_path / "public")
-    assert "<script>alert(1)" not in out and "&lt;script&gt;alert(1)&lt;/script&gt;" in out
+    public = tmp_path / "public"
+    html = "\n".join(p.read_text(encoding="utf-8") for p in public.rglob("*.html"))
+    assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    # JSON (search index, downloads) carries the name as data; the search client sets textContent.
+    assert "textContent = rec[1]" in next(public.glob("search/search.*.js")).read_text(encoding="utf-8")
+    out = _all_output(public)
     assert "13912345678" not in out and "450103199001011234" not in out
 
 
@@ -265,7 +270,7 @@ def test_browsing_lists_cover_every_enterprise_once(public: Path) -> None:
 
 
 def test_lists_are_paged() -> None:
-    site = __import__("yimatong.load", fromlist=["load"]).load(SAMPLE, Path("/tmp/yimatong-test-cache")).site
+    site = Site.model_validate(yaml.safe_load((SAMPLE / "site.yaml").read_text(encoding="utf-8")))
     row = pages.Row(
         "91450600MA5K3XY21D001P",
         "甲",
@@ -281,6 +286,7 @@ def test_lists_are_paged() -> None:
         0,
         0,
         0,
+        None,
     )
     listed = list(pages._paged("city/450600/", site, "防城港市", "", [row] * (pages.PAGE_SIZE * 2 + 1)))
     assert [p for p, _ in listed] == ["city/450600/", "city/450600/2/", "city/450600/3/"]

@@ -51,6 +51,7 @@ class Row:
     exceedances: int
     penalties: int
     open_rectifications: int
+    credit: str | None  # the credit level, unless withheld or not rated
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,7 @@ def render(loaded: Loaded, staging: Path, progress: Callable[[int, int], None] |
 def _row(view: facts.View, path: str, place: Place, as_of: dt.date) -> Row:
     status = facts.permit_status(view, as_of)
     industry = view["enterprise"]["industry"]
+    credit = view.get("credit")
     return Row(
         view["permit_no"],
         view["enterprise"]["name"],
@@ -216,6 +218,7 @@ def _row(view: facts.View, path: str, place: Place, as_of: dt.date) -> Row:
         len(facts.exceedances(view, as_of)),
         len(facts.recent_penalties(view, as_of)),
         len(facts.open_rectifications(view)),
+        None if credit is None or facts.withheld(credit) else credit["level"],
     )
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import docs, pages, publish, signs
+from . import docs, pages, publish, search, signs
 from .load import Loaded, load
 
 Progress = Callable[[str, int, int], None]
@@ -31,6 +31,8 @@ def build(data: Path, out: Path, cache: Path, progress: Progress | None = None) 
     for name, text in docs.json_schema_files(loaded.site.base_url).items():
         pages.write(staging, f"schema/{name}", text)
     timer.lap("pages")
+    search.build_search(loaded, rendered.rows, staging, progress=_stage(progress, "搜索"))
+    timer.lap("search")
     sign_stats = signs.render_signs(loaded, staging, cache, progress=_stage(progress, "标识牌"))
     timer.lap("signs")
     publish.swap(staging, out)
