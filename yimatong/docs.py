@@ -11,7 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .schema import SCHEMA_VERSION, EnterpriseFile, Regions, Site
+from . import schema as schema_module
+from .schema import SCHEMA_VERSION, Block, EnterpriseFile, Regions, Site, Withholdable
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     f"enterprise-file-v{SCHEMA_VERSION}.json": EnterpriseFile,
@@ -26,11 +27,88 @@ def json_schema(model: type[BaseModel], base_url: str, name: str) -> dict[str, A
 
 
 def json_schema_files(base_url: str) -> dict[str, str]:
-    """File name → JSON text, deterministic."""
+    """File name → JSON text, deterministic: the export schemas and the public one."""
+    schemas = {name: json_schema(model, base_url, name) for name, model in SCHEMAS.items()}
+    schemas[PUBLIC_SCHEMA] = public_json_schema(base_url)
     return {
-        name: json.dumps(json_schema(model, base_url, name), ensure_ascii=False, indent=1, sort_keys=True) + "\n"
-        for name, model in SCHEMAS.items()
+        name: json.dumps(schema, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
+        for name, schema in schemas.items()
     }
+
+
+# --- the public JSON (P/<permit>/data.json) ----------------------------------------------------
+
+PUBLIC_SCHEMA = f"public-enterprise-v{SCHEMA_VERSION}.json"
+_META = ("title", "description", "examples")
+
+
+def public_json_schema(base_url: str) -> dict[str, Any]:
+    """The schema of what the site publishes, derived from the export schema by the same rules
+    `public.public_view` applies to a record, so the two cannot drift apart: `confidential*` are
+    dropped; a withholdable part says `withheld` (and lists `withheld_fields`); a field that may be
+    withheld may be null; a part withheld whole keeps only its identifying fields and its source.
+    Every key is always present in the view, so every property is required."""
+    schema = EnterpriseFile.model_json_schema()
+    models = {c.__name__: c for c in vars(schema_module).values() if isinstance(c, type) and issubclass(c, BaseModel)}
+    defs = {name: _public_def(models[name], d) for name, d in schema.pop("$defs").items()}
+    top = _public_def(EnterpriseFile, schema)
+    top["properties"] |= {
+        "url": {"type": "string", "format": "uri", "description": "本页的永久地址（与标识牌二维码指向一致）"},
+        "as_of": {"type": "string", "format": "date", "description": "数据截止日期（site.yaml 的 as_of）"},
+    }
+    top["required"] = list(top["properties"])
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"{base_url}schema/{PUBLIC_SCHEMA}",
+        **top,
+        "title": "PublicEnterprise",
+        "description": "公开数据：一个持证（登记）单位页面上的全部内容（P/<许可证编号>/data.json），"
+        "不含不予公开的内容。",
+        "$defs": defs,
+    }
+
+
+def _public_def(cls: type[BaseModel], d: dict[str, Any]) -> dict[str, Any]:
+    meta = {k: d[k] for k in _META if k in d}
+    props = {
+        k: {key: v for key, v in p.items() if key != "default"}  # the view writes every key: no defaults
+        for k, p in d["properties"].items()
+        if k not in ("confidential", "confidential_fields")
+    }
+    if not issubclass(cls, Withholdable):
+        return {**meta, **_closed(props)}
+    # What an exporter may list in confidential_fields (the model's own validator decides the same).
+    hideable = [k for k in props if k not in cls.always_public and not cls.model_fields[k].is_required()]
+    names: dict[str, Any] = {"enum": hideable} if hideable else {"maxItems": 0}
+    shown = {
+        "withheld": {"const": False, "description": "false：本块（本条）公开"},
+        "withheld_fields": {
+            "type": "array",
+            "items": names,
+            "uniqueItems": True,
+            "description": "依法不予公开的字段名（这些字段的值为 null）",
+        },
+        **{k: _nullable(p) if k in hideable else p for k, p in props.items()},
+    }
+    if not cls.withholdable_whole:
+        return {**meta, **_closed(shown)}
+    kept = {"withheld": {"const": True, "description": "true：整体依法不予公开，只保留标识字段"}}
+    if issubclass(cls, Block):
+        kept["source"] = props["source"]
+    kept |= {k: p for k, p in props.items() if k in cls.always_public}
+    return {**meta, "oneOf": [_closed(shown), _closed(kept)]}
+
+
+def _closed(props: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
+
+
+def _nullable(prop: dict[str, Any]) -> dict[str, Any]:
+    if any(p.get("type") == "null" for p in prop.get("anyOf", [])):
+        return prop
+    meta = {k: prop[k] for k in _META if k in prop}
+    inner = {k: v for k, v in prop.items() if k not in _META}
+    return {**meta, "anyOf": [inner, {"type": "null"}]}
 
 
 INTRO = f"""\

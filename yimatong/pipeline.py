@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import docs, pages, publish, search, signs
+from . import docs, opendata, pages, publish, search, signs
 from .load import Loaded, load
 
 Progress = Callable[[str, int, int], None]
@@ -33,6 +33,9 @@ def build(data: Path, out: Path, cache: Path, progress: Progress | None = None) 
     timer.lap("pages")
     search.build_search(loaded, rendered.rows, staging, progress=_stage(progress, "搜索"))
     timer.lap("search")
+    previous = out if (out / publish.MARKER).exists() else None  # carries the monthly archive over
+    opendata.write_open_data(loaded, staging, previous, progress=_stage(progress, "开放数据"))
+    timer.lap("open data")
     sign_stats = signs.render_signs(loaded, staging, cache, progress=_stage(progress, "标识牌"))
     timer.lap("signs")
     publish.swap(staging, out)
