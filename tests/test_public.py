@@ -113,3 +113,25 @@ def test_identity_and_permit_cannot_be_withheld_whole() -> None:
         _record(enterprise__confidential_fields=["name"])
     with pytest.raises(ValidationError, match="不是本块的字段"):
         _record(penalties__confidential_fields=["nonsense"])
+    with pytest.raises(ValidationError, match="不能列入 confidential_fields"):
+        _record(penalties__confidential_fields=["items"])
+
+
+def test_nan_and_infinity_are_refused() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    def outlets(limit: float) -> list[dict]:
+        return [
+            {
+                "code": "DA001",
+                "name": "x",
+                "kind": "air",
+                "pollutants": [{"code": "a21026", "name": "SO2", "limit": limit}],
+            }
+        ]
+
+    assert _record(permit__outlets=outlets(35.0)).permit.outlets[0].pollutants[0].limit == 35.0
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValidationError, match="finite"):
+            _record(permit__outlets=outlets(bad))

@@ -56,7 +56,8 @@ def _field(description: str, example: object = None, **kw: object) -> object:
 class Strict(BaseModel):
     """Unknown keys are errors: a typo in an export must not pass silently."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinity are not data, and would make the published JSON invalid.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Source(Strict):
@@ -89,6 +90,10 @@ class Withholdable(Strict):
                 raise ValueError(f"confidential_fields 中的“{name}”不是本块的字段")
             if name in self.always_public or info.is_required():
                 raise ValueError(f"字段“{name}”必须公开，不能列入 confidential_fields")
+            if info.default_factory is list:  # a list is withheld item by item, or the whole block
+                raise ValueError(
+                    f"列表“{name}”不能列入 confidential_fields；请在条目上写 confidential: true，或整块不予公开"
+                )
         return self
 
 
