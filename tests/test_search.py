@@ -119,14 +119,8 @@ def _read_shard(data: bytes) -> dict[str, dict[int, int]]:
 
     def read() -> int:
         nonlocal at
-        value, shift = 0, 0
-        while True:
-            b = data[at]
-            at += 1
-            value |= (b & 0x7F) << shift
-            shift += 7
-            if b < 0x80:
-                return value
+        value, at = search.read_varint(data, at)
+        return value
 
     out: dict[str, dict[int, int]] = {}
     for _ in range(read()):

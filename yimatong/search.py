@@ -159,19 +159,25 @@ def encode_ids(ids: Sequence[int], universe: int) -> bytes:
     return bytes(head + bitmap)
 
 
+def read_varint(data: bytes, offset: int) -> tuple[int, int]:
+    """One LEB128 varint at `offset` (for tests and the benchmark): (value, next offset)."""
+    value, shift = 0, 0
+    while True:
+        b = data[offset]
+        offset += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            return value, offset
+
+
 def decode_ids(data: bytes, offset: int = 0) -> tuple[list[int], int]:
     """The inverse of encode_ids (for tests and the benchmark); returns (ids, next offset)."""
 
     def read() -> int:
         nonlocal offset
-        value, shift = 0, 0
-        while True:
-            b = data[offset]
-            offset += 1
-            value |= (b & 0x7F) << shift
-            shift += 7
-            if b < 0x80:
-                return value
+        value, offset = read_varint(data, offset)
+        return value
 
     kind = data[offset]
     offset += 1
