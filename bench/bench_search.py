@@ -76,7 +76,14 @@ def public_rows(loaded: Loaded) -> tuple[list[pages.Row], list[str]]:
     place = pages.places(loaded.regions)
     rows, regions = [], []
     for entry, view in iter_views(loaded):
-        row = pages._row(view, urls.enterprise_path(view["permit_no"]), place(entry.region), loaded.site.as_of)
+        as_of = loaded.site.as_of
+        row = pages._row(
+            view,
+            urls.enterprise_path(view["permit_no"]),
+            place(entry.region),
+            as_of,
+            len(facts.exceedances(view, as_of)),
+        )
         if not hasattr(row, "credit"):
             fields = {f.name: getattr(row, f.name) for f in dataclasses.fields(row)}
             row = RowWithCredit(**fields, credit=_credit(view))

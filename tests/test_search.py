@@ -59,7 +59,7 @@ else:
 
 
 def row_of(view: dict[str, Any], place: Place, as_of: dt.date) -> pages.Row:
-    row = pages._row(view, urls.enterprise_path(view["permit_no"]), place, as_of)
+    row = pages._row(view, urls.enterprise_path(view["permit_no"]), place, as_of, len(facts.exceedances(view, as_of)))
     if not hasattr(row, "credit"):
         row = Row(**{f.name: getattr(row, f.name) for f in dataclasses.fields(row)}, credit=credit_level(view))
     return row

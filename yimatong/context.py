@@ -257,7 +257,9 @@ def _self_results(view: View, outlet: str | None = None) -> list[View]:
     return sorted(rows, key=lambda r: (r["date"], r["outlet"], r["pollutant"]), reverse=True)
 
 
-def first_screen(view: View, site: Site, status: str, credit_tone: str | None) -> list[Fact]:
+def first_screen(
+    view: View, site: Site, status: str, credit_tone: str | None, exceedances: list[facts.Exceedance]
+) -> list[Fact]:
     """The answers to "is this enterprise in order?", in the order the public asks them."""
     as_of = site.as_of
     permit = view["permit"]
@@ -320,7 +322,7 @@ def first_screen(view: View, site: Site, status: str, credit_tone: str | None) -
     elif not online.get("installed") or not online.get("series"):
         out.append(Fact(f"近{facts.EXCEEDANCE_DAYS}天在线监测超标", "未安装在线监测", "neutral", "#online_monitoring"))
     else:
-        n = len(facts.exceedances(view, as_of))
+        n = len(exceedances)
         out.append(
             Fact(
                 f"近{facts.EXCEEDANCE_DAYS}天在线监测超标",
@@ -346,6 +348,7 @@ def enterprise_page(view: View, site: Site, place: Place, tones: dict[str, str])
     status = facts.permit_status(view, site.as_of)
     credit = view.get("credit")
     credit_tone = tones.get(credit["level"]) if credit and not facts.withheld(credit) else None
+    exceedances = facts.exceedances(view, site.as_of)  # computed once: first screen, lists, events
     inspections = sorted(facts.items(view["inspections"]), key=lambda i: i["date"], reverse=True)
     penalties = sorted(facts.items(view["penalties"]), key=lambda p: p["date"], reverse=True)
     order = {"open": 0, "submitted": 1, "closed": 2}
@@ -356,11 +359,11 @@ def enterprise_page(view: View, site: Site, place: Place, tones: dict[str, str])
         place=place,
         status=status,
         status_label=facts.STATUS_LABELS[status],
-        facts=first_screen(view, site, status, credit_tone),
+        facts=first_screen(view, site, status, credit_tone, exceedances),
         blocks={key: _block(view, key, title) for key, title in BLOCKS},
         outlets=_outlets(view, permit_no, site.as_of, path),
         charts=_charts(view, site.as_of),
-        exceedances=facts.exceedances(view, site.as_of),
+        exceedances=exceedances,
         penalties=penalties,
         inspections=inspections,
         inspection_count=facts.inspections_this_year(view, site.as_of),

@@ -170,8 +170,8 @@ def render(loaded: Loaded, staging: Path, progress: Callable[[int, int], None] |
             write(staging, sub.common.path + "index.html", outlet_t.render(page=sub))
             sitemap.append(sub.common.path)
             count += 1
-        rows.append(_row(view, page.common.path, page.place, site.as_of))
-        events += _events(view, page.common.path, site.as_of)
+        rows.append(_row(view, page.common.path, page.place, site.as_of, len(page.exceedances)))
+        events += _events(view, page.common.path, site.as_of, page.exceedances)
         count += 1
         if progress and (count % 500 == 0 or len(rows) == len(loaded.entries)):
             progress(len(rows), len(loaded.entries))
@@ -199,7 +199,7 @@ def render(loaded: Loaded, staging: Path, progress: Callable[[int, int], None] |
     return Rendered(count + len(lists) + len(contents) + 2, rows)
 
 
-def _row(view: facts.View, path: str, place: Place, as_of: dt.date) -> Row:
+def _row(view: facts.View, path: str, place: Place, as_of: dt.date, exceedances: int) -> Row:
     status = facts.permit_status(view, as_of)
     industry = view["enterprise"]["industry"]
     credit = view.get("credit")
@@ -215,14 +215,14 @@ def _row(view: facts.View, path: str, place: Place, as_of: dt.date) -> Row:
         status,
         facts.STATUS_LABELS[status],
         TONE_OF_STATUS[status],
-        len(facts.exceedances(view, as_of)),
+        exceedances,
         len(facts.recent_penalties(view, as_of)),
         len(facts.open_rectifications(view)),
         None if credit is None or facts.withheld(credit) else credit["level"],
     )
 
 
-def _events(view: facts.View, path: str, as_of: dt.date) -> list[Event]:
+def _events(view: facts.View, path: str, as_of: dt.date, exceedances: list[facts.Exceedance]) -> list[Event]:
     """What happened in the last RECENT_DAYS days, from the dates in the record."""
     since = (as_of - dt.timedelta(days=RECENT_DAYS)).isoformat()
     name = view["enterprise"]["name"]
@@ -235,7 +235,7 @@ def _events(view: facts.View, path: str, as_of: dt.date) -> list[Event]:
     if permit.get("status_date") and permit["status_date"] > since:
         found.append(Event(permit["status_date"], "排污许可" + facts.STATUS_LABELS[permit["status"]], name, path))
     found += [Event(p["date"], "行政处罚", name, path) for p in facts.items(view["penalties"]) if p["date"] > since]
-    latest = next(iter(facts.exceedances(view, as_of, days=RECENT_DAYS)), None)
+    latest = next((e for e in exceedances if e.day.isoformat() > since), None)  # newest first
     if latest is not None:
         found.append(Event(latest.day.isoformat(), "在线监测超标", name, path))
     found += [
