@@ -10,8 +10,9 @@ from pathlib import Path
 
 from .errors import Problem, YimatongError
 from .load import ConfigInvalid, Loaded, load
+from .pipeline import BuildResult, Options, VerificationFailed, build
 
-COMMANDS = ("build", "check", "generate", "docs")
+COMMANDS = ("build", "nightly", "deploy", "check", "generate", "docs")
 
 DESCRIPTION = """\
 yimatong (一码通): builds the public environmental-disclosure site of every pollution-permit
@@ -21,12 +22,17 @@ With no command, builds the sample data in data/ into public/."""
 
 EPILOG = """\
 commands:
-  build      validate the data and build the site into --out (staged, then swapped in whole)
+  build      validate the data and build the site into --out (staged, verified, then swapped in whole)
+  nightly    what cron runs: check, build, verify, publish, then deploy when --bucket is given;
+             writes a JSON run report beside the output (<out>.report.json)
+  deploy     sync --out to an S3-compatible bucket: changed files only, assets before pages,
+             deletes last
   check      validate the data only; print every problem as a table; exit 1 if a record is rejected
   generate   write N realistic generated enterprises into a new data directory (for benchmarks)
   docs       rewrite content/export-format.md from the model (the exporter documentation)
 
-exit status: 0 ok; 1 records rejected (check, or build --strict); 2 unusable input or usage error."""
+exit status: 0 ok; 1 records rejected (check, or build --strict), or verification or upload failed
+(nothing published); 2 unusable input or usage error."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -51,15 +57,56 @@ def parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
-    b = sub.add_parser(
-        "build", parents=[common], help="build the site", description="Validate the data and build the site."
-    )
-    b.add_argument(
+    building = argparse.ArgumentParser(add_help=False)
+    building.add_argument(
         "--out", type=Path, default=Path("public"), metavar="DIR", help="output directory (default: public/)"
+    )
+    building.add_argument(
+        "--full", action="store_true", help="render every output again instead of keeping unchanged ones"
+    )
+    building.add_argument("--no-signs", action="store_true", help="leave the signs out (faster; for previews)")
+    building.add_argument(
+        "--allow-shrink",
+        action="store_true",
+        help="publish even if permits disappeared or the site lost more than 5%% of its pages",
+    )
+    building.add_argument("--workers", type=int, metavar="N", help="worker processes (default: one per core)")
+
+    remote = argparse.ArgumentParser(add_help=False)
+    remote.add_argument("--bucket", metavar="NAME", help="S3 bucket of the CDN origin")
+    remote.add_argument("--endpoint", metavar="URL", help="S3 endpoint URL (default: AWS)")
+    remote.add_argument("--dry-run", action="store_true", help="print what would be uploaded and deleted, do nothing")
+    remote.add_argument(
+        "--purge-list", type=Path, metavar="FILE", help="write the changed URLs here (default: <out>.purge.txt)"
+    )
+
+    b = sub.add_parser(
+        "build",
+        parents=[common, building],
+        help="build the site",
+        description="Validate the data and build the site.",
     )
     b.add_argument(
         "--strict", action="store_true", help="exit 1 when any record was rejected (the site is still built)"
     )
+    sub.add_parser(
+        "nightly",
+        parents=[common, building, remote],
+        help="check, build, verify, publish (and deploy)",
+        description=(
+            "The nightly run: check → build → verify → publish, then deploy to the bucket when --bucket is "
+            "given. Prints a run report and writes it as JSON beside the output (<out>.report.json). Exits "
+            "non-zero and publishes nothing when verification fails."
+        ),
+    )
+    d = sub.add_parser(
+        "deploy",
+        parents=[remote],
+        help="upload the output to the CDN origin",
+        description="Sync the built output to an S3-compatible bucket (credentials: the AWS_* variables).",
+    )
+    d.add_argument("--out", type=Path, default=Path("public"), metavar="DIR", help="the built site (default: public/)")
+    d.add_argument("--data", type=Path, default=Path("data"), metavar="DIR", help="for site.yaml's base_url")
 
     c = sub.add_parser(
         "check", parents=[common], help="validate only", description="Validate the data and list every problem."
@@ -88,7 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args_list.insert(0, "build")
     args = parser().parse_args(args_list)
     try:
-        return {"build": _build, "check": _check, "generate": _generate, "docs": _docs}[args.command](args)
+        commands = {"build": _build, "nightly": _nightly, "deploy": _deploy, "check": _check}
+        return {**commands, "generate": _generate, "docs": _docs}[args.command](args)
     except ConfigInvalid as err:
         print(f"错误：{err}", file=sys.stderr)
         print(table(err.problems), file=sys.stderr)
@@ -119,22 +167,55 @@ def _progress(quiet: bool):
     return show
 
 
-def _build(args: argparse.Namespace) -> int:
-    from .pipeline import build
+def _options(args: argparse.Namespace) -> Options:
+    return Options(full=args.full, signs=not args.no_signs, allow_shrink=args.allow_shrink, workers=args.workers)
 
-    result = build(args.data, args.out, args.cache, progress=_progress(args.quiet))
+
+def _build(args: argparse.Namespace) -> int:
+    try:
+        result = build(args.data, args.out, args.cache, progress=_progress(args.quiet), options=_options(args))
+    except VerificationFailed as err:
+        _print_build(args, err.result)
+        print(f"错误：{err}", file=sys.stderr)
+        return 1
+    _print_build(args, result)
+    return 1 if args.strict and result.loaded.rejected else 0
+
+
+def _print_build(args: argparse.Namespace, result: BuildResult) -> None:
     loaded = result.loaded
     if loaded.problems:
         print(table(loaded.problems), file=sys.stderr)
-    if not args.quiet:
-        times = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
-        sg = result.signs
-        print(
-            f"{summary(loaded)}\n已生成 {result.pages} 个页面、{sg.written} 个标识牌 PDF（{sg.rendered} 个重新排版，"
-            f"{sg.reused} 个未变）→ {args.out}/ （{times}）",
-            file=sys.stderr,
-        )
-    return 1 if args.strict and loaded.rejected else 0
+    if result.problems:
+        print("校验发现的问题：", file=sys.stderr)
+        print(table(result.problems), file=sys.stderr)
+    if args.quiet:
+        return
+    for permit, why in result.carried.items():
+        print(f"{permit}：今晚的数据被拒绝，继续发布 {why['data_date']} 的数据（{why['reason']}）", file=sys.stderr)
+    times = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
+    sg = result.signs
+    signs = f"、{sg.written} 个标识牌 PDF（{sg.rendered} 个重新排版，{sg.reused} 个未变）" if sg else ""
+    print(
+        f"{summary(loaded)}\n{result.pages} 个页面（{result.rendered} 个重新生成）{signs}；"
+        f"{len(result.files.changed)} 个文件有变化，{len(result.files.removed)} 个删除 → {args.out}/ （{times}）",
+        file=sys.stderr,
+    )
+
+
+def _nightly(args: argparse.Namespace) -> int:
+    from .nightly import run
+
+    return run(args, progress=_progress(args.quiet), show=lambda r: _print_build(args, r))
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from .nightly import deploy_out
+
+    if not args.bucket:
+        raise YimatongError("请用 --bucket 指定存储桶")
+    report = deploy_out(args)
+    return 0 if report is not None else 1
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -214,3 +214,43 @@ def monthly_strip(view: View, outlet: str, as_of: dt.date, n: int = 12) -> list[
         state: MonthState = "nodata" if not valid[month] else ("exceed" if exceed[month] else "ok")
         cells.append(MonthCell(month, state, valid[month], exceed[month]))
     return cells
+
+
+# --- what the build may reuse ------------------------------------------------------------------
+
+
+def data_date(view: View) -> str | None:
+    """The record's own date: the latest extraction date of its blocks (ISO). Pages show it rather
+    than the export's date, so a record that did not change gives the same page tomorrow."""
+    dates = [b["source"]["extracted"] for b in view.values() if isinstance(b, dict) and "source" in b]
+    return max(dates) if dates else None
+
+
+def stable_until(view: View, as_of: dt.date) -> dt.date:
+    """The first date after `as_of` on which any fact above that depends on the date may change for
+    this record (status, the penalty, exceedance and overdue windows, the months shown). Until then a
+    page made from the same record is the same page, so the nightly build can keep it."""
+    y, m = as_of.year, as_of.month
+    candidates = [dt.date(y + (m == 12), m % 12 + 1, 1)]  # month labels, strips, inspections this year
+    if view["enterprise"]["status"] != "deregistered" and view["permit"]["status"] == "valid":
+        until = date(view["permit"]["valid_until"])
+        candidates += [until - dt.timedelta(days=EXPIRY_WARNING_DAYS), until + dt.timedelta(days=1)]
+        if permit_status(view, as_of) == "expiring":
+            candidates.append(as_of + dt.timedelta(days=1))  # "还有 N 天" counts down daily
+    keep = dt.timedelta(days=round(365.25 * PENALTY_YEARS))
+    candidates += [date(p["date"]) + keep for p in items(view["penalties"])]
+    candidates += [
+        date(r["deadline"]) + dt.timedelta(days=1)
+        for r in items(view["rectifications"])
+        if r.get("status") != "closed" and r.get("deadline")
+    ]
+    window = dt.timedelta(days=EXCEEDANCE_DAYS)
+    for s in online_series(view):
+        limit = limit_for(view, s["outlet"], s["pollutant"], s.get("limit"))
+        last = date(s["start"]) + dt.timedelta(days=len(s["values"]) - 1)
+        if last > as_of:  # a reading dated after the export date enters the charts when its day comes
+            candidates.append(max(date(s["start"]), as_of + dt.timedelta(days=1)))
+        for r in readings(s):
+            if r.valid and limit.exceeded_by(r.value):
+                candidates += [r.day, r.day + window]
+    return min(d for d in candidates if d > as_of)

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 from . import explain, yamlread
 from .errors import Problem, YimatongError
 from .identifiers import city_code, uscc_check_ok
-from .public import public_view
+from .public import public_view, secrets
 from .schema import SCHEMA_VERSION, EnterpriseFile, Regions, Site
 
 Progress = Callable[[int, int], None]
@@ -84,15 +84,31 @@ class RecordStore:
     def path(self, digest: str) -> Path:
         return self.root / digest[:2] / f"{digest}.pickle"
 
-    def put(self, digest: str, view: dict[str, Any]) -> None:
+    def put(self, digest: str, view: dict[str, Any], secrets: set[str]) -> None:
         path = self.path(digest)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(pickle.dumps(view, protocol=pickle.HIGHEST_PROTOCOL))
+        tmp.write_bytes(pickle.dumps((view, sorted(secrets)), protocol=pickle.HIGHEST_PROTOCOL))
         tmp.replace(path)
 
     def get(self, digest: str) -> dict[str, Any]:
-        return pickle.loads(self.path(digest).read_bytes())
+        return pickle.loads(self.path(digest).read_bytes())[0]
+
+    def secrets(self, digest: str) -> list[str]:
+        """The record's withheld values (public.secrets), for the verifier."""
+        return pickle.loads(self.path(digest).read_bytes())[1]
+
+    def prune(self, keep: set[str]) -> int:
+        """Remove the views of records no file and no kept page refers to any more."""
+        removed = 0
+        if not self.root.is_dir():
+            return 0
+        for folder in self.root.iterdir():
+            for f in folder.iterdir():
+                if f.name.split(".")[0] not in keep:
+                    f.unlink(missing_ok=True)
+                    removed += 1
+        return removed
 
     def has(self, digest: str) -> bool:
         return self.path(digest).exists()
@@ -228,7 +244,7 @@ def _work(batch: list[str]) -> list[tuple[str, str | None, Outcome | None]]:
         record, problems = read_model(raw, EnterpriseFile)
         entry = None
         if record is not None:
-            job.store.put(digest, public_view(record))
+            job.store.put(digest, public_view(record), secrets(record))
             entry = entry_of(record, "", digest)
         out.append((rel, digest, (entry, problems)))
     return out
@@ -255,6 +271,11 @@ def _config(path: Path, model: type[M]) -> M:
     if record is None:
         raise ConfigInvalid([p.at(name) for p in problems])
     return record
+
+
+def site_settings(data_dir: Path) -> Site:
+    """data/site.yaml, validated."""
+    return _config(data_dir / "site.yaml", Site)
 
 
 def _index_path(cache_dir: Path) -> Path:
@@ -307,9 +328,7 @@ def load(data_dir: Path, cache_dir: Path, workers: int | None = None, progress: 
                 progress(done, len(files))
     finally:
         _JOB = None
-    _write_index(cache_dir, fresh)
-    for gone in index.keys() - fresh.keys():  # records no file refers to any more
-        store.path(gone).unlink(missing_ok=True)
+    _write_index(cache_dir, fresh)  # stale views are pruned after the build (it may still show them)
     entries, cross = cross_checks(entries, site, regions, data_dir)
     problems += cross
     return Loaded(site, regions, entries, sorted(problems), len(files), store, parsed)

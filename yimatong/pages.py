@@ -7,20 +7,24 @@ Records are streamed one at a time; only a small `Row` per enterprise stays in m
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
+import os
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
 import markdown
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, meta
 
 from . import facts, urls
 from .context import TONE_OF_STATUS, Common, Place, cn_date, enterprise_page, outlet_page, root_of
-from .load import Loaded, iter_views
+from .load import Entry, Loaded, iter_views
+from .manifest import Reuse, files_key, key_of
 from .schema import Regions, Site
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,57 +150,233 @@ def write(staging: Path, path: str, text: str) -> None:
 
 
 @dataclass(frozen=True)
+class Unit:
+    """One permit's pages, and what the lists, the search and the next night need of it."""
+
+    permit_no: str
+    key: str  # of everything the pages are made from
+    paths: list[str]  # the enterprise page first, then its outlet pages
+    row: Row
+    events: list[Event]
+    stable_until: str  # the pages stay the same until this date (facts.stable_until)
+    data_date: str | None
+    rendered: bool  # False: linked from the live build
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "paths": self.paths,
+            "row": asdict(self.row),
+            "events": [asdict(e) for e in self.events],
+            "stable_until": self.stable_until,
+            "data_date": self.data_date,
+        }
+
+    @classmethod
+    def from_state(cls, permit_no: str, state: dict[str, Any]) -> Unit:
+        return cls(
+            permit_no,
+            state["key"],
+            state["paths"],
+            Row(**state["row"]),
+            [Event(**e) for e in state["events"]],
+            state["stable_until"],
+            state["data_date"],
+            False,
+        )
+
+
+@dataclass(frozen=True)
 class Rendered:
-    pages: int  # HTML pages written
-    rows: list[Row]  # one per enterprise, sorted by permit number: what search and lists read
+    pages: int  # HTML pages in the build
+    rendered: int  # HTML pages rendered tonight (the rest were linked from the live build)
+    units: list[Unit]  # one per enterprise, sorted by permit number
+
+    @property
+    def rows(self) -> list[Row]:  # what search and the lists read
+        return [u.row for u in self.units]
 
 
-def render(loaded: Loaded, staging: Path, progress: Callable[[int, int], None] | None = None) -> Rendered:
-    """Write every page."""
+def template_key(env: Environment, name: str) -> str:
+    """The hash of a template and every template it extends, includes or imports."""
+    seen: dict[str, str] = {}
+
+    def visit(n: str) -> None:
+        if n in seen:
+            return
+        source = env.loader.get_source(env, n)[0]  # type: ignore[union-attr]
+        seen[n] = source
+        for ref in meta.find_referenced_templates(env.parse(source)):
+            if ref:
+                visit(ref)
+
+    visit(name)
+    return key_of(sorted(seen.items()))
+
+
+# Code whose change changes the permit pages (the templates are hashed separately).
+_CODE = [Path(__file__).with_name(n) for n in ("pages.py", "context.py", "facts.py", "charts.py", "urls.py")]
+
+
+def permit_pages_key(env: Environment, site: Site, regions: Regions) -> str:
+    """Everything the permit pages depend on besides the record: settings, regions, templates, code."""
+    return key_of(
+        site.model_dump(mode="json"),
+        regions.model_dump(mode="json"),
+        template_key(env, "enterprise.html"),
+        template_key(env, "outlet.html"),
+        files_key(_CODE),
+    )
+
+
+@dataclass
+class _Job:
+    loaded: Loaded
+    staging: Path
+    env_key: str
+    stale: dict[str, dict[str, str]]
+
+
+_JOB: _Job | None = None  # set before the pool forks, read by the workers
+
+
+def _render_batch(entries: list[Entry]) -> list[Unit]:
+    job = _JOB
+    assert job is not None
     env = environment()
-    site, place = loaded.site, places(loaded.regions)
+    site, place = job.loaded.site, places(job.loaded.regions)
     tones = {c.level: c.tone for c in site.credit_scale}
     enterprise_t, outlet_t = env.get_template("enterprise.html"), env.get_template("outlet.html")
-    rows: list[Row] = []
-    events: list[Event] = []
-    sitemap: list[str] = []
-    count = 0
-    for entry, view in iter_views(loaded):
+    out = []
+    for entry, view in iter_views(job.loaded, entries):
+        until = facts.stable_until(view, site.as_of).isoformat()
+        key = key_of(entry.digest, until, job.stale.get(entry.permit_no), job.env_key)
         page = enterprise_page(view, site, place(entry.region), tones)
-        write(staging, page.common.path + "index.html", enterprise_t.render(page=page))
-        sitemap.append(page.common.path)
+        write(job.staging, page.common.path + "index.html", enterprise_t.render(page=page))
+        paths = [page.common.path + "index.html"]
         for outlet in page.outlets:
             sub = outlet_page(view, site, page.place, outlet)
-            write(staging, sub.common.path + "index.html", outlet_t.render(page=sub))
-            sitemap.append(sub.common.path)
-            count += 1
-        rows.append(_row(view, page.common.path, page.place, site.as_of, len(page.exceedances)))
-        events += _events(view, page.common.path, site.as_of, page.exceedances)
-        count += 1
-        if progress and (count % 500 == 0 or len(rows) == len(loaded.entries)):
-            progress(len(rows), len(loaded.entries))
-    lists = list(_list_pages(site, loaded.regions, rows))
-    for path, page in lists:
-        template = "list.html" if isinstance(page, ListPage) else "links.html"
-        write(staging, path + "index.html", env.get_template(template).render(page=page))
-        sitemap.append(path)
-    contents = list(_content_pages(site))
-    for path, page in contents:
-        write(staging, path + "index.html", env.get_template("content.html").render(page=page))
-        sitemap.append(path)
-    home = _home(site, loaded.regions, rows, events, contents)
-    write(staging, "index.html", env.get_template("home.html").render(page=home))
-    sitemap.insert(0, "")
-    base_path = urlsplit(site.base_url).path
-    write(
-        staging,
-        "404.html",
-        env.get_template("404.html").render(page=ContentPage(Common(site, base_path, "页面不存在", "404.html"), "")),
-    )
-    for name, text in sitemaps(site.base_url, sitemap).items():
+            write(job.staging, sub.common.path + "index.html", outlet_t.render(page=sub))
+            paths.append(sub.common.path + "index.html")
+        row = _row(view, page.common.path, page.place, site.as_of, len(page.exceedances))
+        events = _events(view, page.common.path, site.as_of, page.exceedances)
+        out.append(Unit(entry.permit_no, key, paths, row, events, until, facts.data_date(view), True))
+    return out
+
+
+def _reusable(entry: Entry, state: dict[str, Any] | None, job: _Job, reuse: Reuse | None) -> Unit | None:
+    """The live build's pages of this permit, if nothing they are made from has changed."""
+    if reuse is None or state is None or state.get("digest") != entry.digest:
+        return None
+    if job.loaded.site.as_of.isoformat() >= state["stable_until"]:
+        return None
+    unit = Unit.from_state(entry.permit_no, state)
+    key = key_of(entry.digest, unit.stable_until, job.stale.get(entry.permit_no), job.env_key)
+    return unit if key == unit.key and reuse.link_all(unit.paths, key) else None
+
+
+def render(
+    loaded: Loaded,
+    staging: Path,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    reuse: Reuse | None = None,
+    previous: dict[str, dict[str, Any]] | None = None,
+    stale: dict[str, dict[str, str]] | None = None,
+    workers: int | None = None,
+) -> Rendered:
+    """Write every page. A permit's pages are linked from the live build when their inputs are the
+    same (`previous`: the live manifest's records); the others render in parallel worker processes."""
+    global _JOB
+    env = environment()
+    site = loaded.site
+    job = _Job(loaded, staging, permit_pages_key(env, site, loaded.regions), stale or {})
+    previous = previous or {}
+    units: dict[str, Unit] = {}
+    todo: list[Entry] = []
+    for entry in loaded.entries:
+        unit = _reusable(entry, previous.get(entry.permit_no), job, reuse)
+        if unit is None:
+            todo.append(entry)
+        else:
+            units[entry.permit_no] = unit
+    total = len(loaded.entries)
+    _JOB = job
+    try:
+        for batch in _pool_map(_render_batch, _chunks(todo, workers), workers):
+            for unit in batch:
+                units[unit.permit_no] = unit
+                if reuse is not None:
+                    for p in unit.paths:
+                        reuse.keys[p] = unit.key
+            if progress:
+                progress(len(units), total)
+    finally:
+        _JOB = None
+    ordered = [units[e.permit_no] for e in loaded.entries]
+    rows = [u.row for u in ordered]
+    sitemap = [p.removesuffix("index.html") for u in ordered for p in u.paths]
+    shared = _shared_pages(env, loaded, staging, rows, [e for u in ordered for e in u.events], reuse)
+    sitemap += shared.paths
+    for name, text in sitemaps(site.base_url, ["", *sitemap]).items():
         write(staging, name, text)
     write(staging, "robots.txt", f"User-agent: *\nAllow: /\nSitemap: {site.base_url}sitemap.xml\n")
-    return Rendered(count + len(lists) + len(contents) + 2, rows)
+    permit_pages = sum(len(u.paths) for u in ordered)
+    fresh = sum(len(u.paths) for u in ordered if u.rendered)
+    return Rendered(permit_pages + shared.pages, fresh + shared.rendered, ordered)
+
+
+@dataclass(frozen=True)
+class _Shared:
+    paths: list[str]  # for the sitemap (home and 404 left out)
+    pages: int
+    rendered: int
+
+
+def _shared_pages(
+    env: Environment, loaded: Loaded, staging: Path, rows: list[Row], events: list[Event], reuse: Reuse | None
+) -> _Shared:
+    """Lists, content pages, home and 404: each linked from the live build when its inputs are the same."""
+    site = loaded.site
+    rendered = 0
+
+    def put(path: str, template: str, page: object) -> None:
+        nonlocal rendered
+        key = key_of(template_key(env, template), repr(page))
+        if reuse is None or not reuse.link(path, key):
+            write(staging, path, env.get_template(template).render(page=page))
+            rendered += 1
+
+    paths = []
+    lists = list(_list_pages(site, loaded.regions, rows))
+    for path, page in lists:
+        put(path + "index.html", "list.html" if isinstance(page, ListPage) else "links.html", page)
+        paths.append(path)
+    contents = list(_content_pages(site))
+    for path, page in contents:
+        put(path + "index.html", "content.html", page)
+        paths.append(path)
+    put("index.html", "home.html", _home(site, loaded.regions, rows, events, contents))
+    base_path = urlsplit(site.base_url).path
+    put("404.html", "404.html", ContentPage(Common(site, base_path, "页面不存在", "404.html"), ""))
+    return _Shared(paths, len(lists) + len(contents) + 2, rendered)
+
+
+def _chunks(entries: list[Entry], workers: int | None) -> list[list[Entry]]:
+    n = workers or os.cpu_count() or 1
+    size = max(8, min(200, len(entries) // (n * 8) or 1))
+    return [entries[i : i + size] for i in range(0, len(entries), size)]
+
+
+def _pool_map(
+    fn: Callable[[list[Entry]], list[Unit]], chunks: list[list[Entry]], workers: int | None
+) -> Iterator[list[Unit]]:
+    n = workers or os.cpu_count() or 1
+    if n <= 1 or len(chunks) <= 1:
+        yield from map(fn, chunks)
+        return
+    with multiprocessing.get_context("fork").Pool(n) as pool:
+        yield from pool.imap(fn, chunks)
 
 
 def _row(view: facts.View, path: str, place: Place, as_of: dt.date, exceedances: int) -> Row:

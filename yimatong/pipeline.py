@@ -1,50 +1,165 @@
-"""The build, stage by stage: load → public view → pages → schemas → swap."""
+"""The build, stage by stage: load → last good records → pages → search → open data → signs →
+catalog → verify → manifest → swap. Nothing is written into the live output; a run that fails or
+dies leaves it as it was.
+"""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import docs, opendata, pages, publish, search, signs
-from .load import Loaded, load
+from .errors import Problem, YimatongError
+from .load import Entry, Loaded, load
+from .manifest import Catalog, Manifest, Reuse, catalog
 
 Progress = Callable[[str, int, int], None]
+KILL_AT = "YIMATONG_KILL_AT"  # tests: the build SIGKILLs itself at this point (see _checkpoint)
+
+
+@dataclass(frozen=True)
+class Options:
+    full: bool = False  # render everything, link nothing from the live build (history is still read)
+    signs: bool = True
+    allow_shrink: bool = False
+    workers: int | None = None
 
 
 @dataclass
 class BuildResult:
     loaded: Loaded
     pages: int
-    signs: signs.SignStats
+    rendered: int
+    signs: signs.SignStats | None
+    files: Catalog
+    carried: dict[str, dict[str, str]]  # permit -> why its last good record is shown
+    problems: list[Problem]  # found by verification; none when published
+    published: bool
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def build(data: Path, out: Path, cache: Path, progress: Progress | None = None) -> BuildResult:
-    """Build the site for `data` into a staging directory, then make it the live `out`."""
+class VerificationFailed(YimatongError):
+    def __init__(self, result: BuildResult) -> None:
+        super().__init__(f"校验未通过（{len(result.problems)} 个问题），未发布，线上网站保持不变")
+        self.result = result
+
+
+def build(
+    data: Path, out: Path, cache: Path, progress: Progress | None = None, options: Options | None = None
+) -> BuildResult:
+    """Build the site for `data` into a staging directory, verify it, then make it the live `out`."""
+    options = options or Options()
     timer = _Timer()
+    out = out.resolve()
     staging = publish.begin(out)
-    loaded = load(data, cache, progress=_stage(progress, "读取"))
+    live = out if (out / publish.MARKER).exists() else None
+    previous = Manifest.read(out) if live else None
+    reuse = Reuse(None if options.full else live, previous, staging)
+
+    loaded = load(data, cache, workers=options.workers, progress=_stage(progress, "读取", "load"))
+    carried = carry_last_good(loaded, previous)
     timer.lap("load")
-    rendered = pages.render(loaded, staging, progress=_stage(progress, "页面"))
+
+    rendered = pages.render(
+        loaded,
+        staging,
+        progress=_stage(progress, "页面", "pages"),
+        reuse=reuse,
+        previous=previous.records if previous else None,
+        stale=carried,
+        workers=options.workers,
+    )
     for name, text in docs.json_schema_files(loaded.site.base_url).items():
         pages.write(staging, f"schema/{name}", text)
     timer.lap("pages")
-    search.build_search(loaded, rendered.rows, staging, progress=_stage(progress, "搜索"))
+    search.build_search(loaded, rendered.rows, staging, progress=_stage(progress, "搜索", "search"))
     timer.lap("search")
-    previous = out if (out / publish.MARKER).exists() else None  # carries the monthly archive over
-    opendata.write_open_data(loaded, staging, previous, progress=_stage(progress, "开放数据"))
+    opendata.write_open_data(loaded, staging, live, progress=_stage(progress, "开放数据", "opendata"))
     timer.lap("open data")
-    sign_stats = signs.render_signs(loaded, staging, cache, progress=_stage(progress, "标识牌"))
-    timer.lap("signs")
+    sign_stats = None
+    if options.signs:
+        sign_stats = signs.render_signs(loaded, staging, cache, progress=_stage(progress, "标识牌", "signs"))
+        timer.lap("signs")
+
+    files = catalog(staging, live, previous, reuse.keys)
+    problems: list[Problem] = []
+    timer.lap("verify")
+    manifest = Manifest(files.outputs, _records(loaded, rendered, carried), loaded.site.as_of.isoformat())
+    manifest.write(staging)
+    result = BuildResult(
+        loaded, rendered.pages, rendered.rendered, sign_stats, files, carried, problems, False, timer.laps
+    )
+    if problems:
+        publish.discard(staging)
+        raise VerificationFailed(result)
+    _checkpoint("swap")
     publish.swap(staging, out)
+    result.published = True
+    loaded.store.prune({e.digest for e in loaded.entries})
     timer.lap("swap")
-    return BuildResult(loaded, rendered.pages, sign_stats, timer.laps)
+    return result
 
 
-def _stage(progress: Progress | None, name: str) -> Callable[[int, int], None] | None:
-    return (lambda done, total: progress(name, done, total)) if progress else None
+def carry_last_good(loaded: Loaded, previous: Manifest | None) -> dict[str, dict[str, str]]:
+    """A record rejected tonight keeps its last good version (seed: a bad export never takes a page
+    down). Returns, per carried permit, the date of the data shown and why tonight's was refused."""
+    if previous is None:
+        return {}
+    errors: dict[str, Problem] = {}
+    for p in loaded.problems:
+        if p.severity == "error":
+            errors.setdefault(p.file, p)
+    present = {e.permit_no for e in loaded.entries}
+    carried: dict[str, dict[str, str]] = {}
+    for permit, state in sorted(previous.records.items()):
+        problem = errors.get(state["file"])
+        if permit in present or problem is None or not loaded.store.has(state["digest"]):
+            continue
+        loaded.entries.append(Entry(**state["entry"]))
+        carried[permit] = {
+            "data_date": state.get("carried", {}).get("data_date") or state["data_date"] or "",
+            "reason": f"{problem.file} 第 {problem.line or '?'} 行 {problem.field}：{problem.message}",
+        }
+    loaded.entries.sort(key=lambda e: e.permit_no)
+    return carried
+
+
+def _records(loaded: Loaded, rendered: pages.Rendered, carried: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """What the next night needs to know of each published permit."""
+    by_permit = {e.permit_no: e for e in loaded.entries}
+    out: dict[str, Any] = {}
+    for unit in rendered.units:
+        entry = by_permit[unit.permit_no]
+        state = {"file": entry.file, "digest": entry.digest, "entry": asdict(entry), **unit.state()}
+        if unit.permit_no in carried:
+            state["carried"] = carried[unit.permit_no]
+        out[unit.permit_no] = state
+    return out
+
+
+def _checkpoint(name: str) -> None:
+    """Fault injection for the crash tests: die here, as a power cut or the OOM killer would."""
+    if os.environ.get(KILL_AT) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _stage(progress: Progress | None, label: str, name: str) -> Callable[[int, int], None]:
+    halfway = False
+
+    def report(done: int, total: int) -> None:
+        nonlocal halfway
+        if progress:
+            progress(label, done, total)
+        if not halfway and done * 2 >= total:
+            halfway = True
+            _checkpoint(name)
+
+    return report
 
 
 class _Timer:

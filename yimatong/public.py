@@ -63,3 +63,47 @@ def _value(name: str, value: Any) -> Any:
     if isinstance(value, dt.date):
         return value.isoformat()
     return value
+
+
+def secrets(record: EnterpriseFile) -> set[str]:
+    """The values the public view withholds (texts of 4+ characters, numbers of 5+ digits) and does
+    not also show elsewhere in the same record, for the
+    verifier to search the built site for: whatever route a value took, it must not arrive."""
+    found: set[str] = set()
+    public = _leaves(public_view(record))
+    _withheld_values(record, False, found)
+    return {s for s in found if s not in public}
+
+
+def _withheld_values(obj: Any, hidden: bool, found: set[str]) -> None:
+    if isinstance(obj, BaseModel):
+        withholdable = isinstance(obj, Withholdable)
+        for name in type(obj).model_fields:
+            if name in ("confidential", "confidential_fields", "source"):
+                continue
+            secret = hidden or (
+                withholdable
+                and ((obj.confidential and name not in obj.always_public) or name in obj.confidential_fields)
+            )
+            _withheld_values(getattr(obj, name), secret, found)
+    elif isinstance(obj, list):
+        for v in obj:
+            _withheld_values(v, hidden, found)
+    elif hidden and isinstance(obj, str) and len(obj.strip()) >= 4:
+        found.add(obj.strip())
+    elif hidden and isinstance(obj, int | float) and not isinstance(obj, bool):
+        text = f"{obj:g}"
+        if len(text.replace(".", "").lstrip("0-")) >= 5:  # an amount, not a concentration like 0.014
+            found.add(text)
+
+
+def _leaves(obj: Any) -> set[str]:
+    if isinstance(obj, dict):
+        return set().union(*(_leaves(v) for v in obj.values())) if obj else set()
+    if isinstance(obj, list):
+        return set().union(*(_leaves(v) for v in obj)) if obj else set()
+    if isinstance(obj, str):
+        return {obj.strip()}
+    if isinstance(obj, int | float) and not isinstance(obj, bool):
+        return {f"{obj:g}"}
+    return set()
