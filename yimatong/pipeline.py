@@ -53,9 +53,13 @@ def build(
     data: Path, out: Path, cache: Path, progress: Progress | None = None, options: Options | None = None
 ) -> BuildResult:
     """Build the site for `data` into a staging directory, verify it, then make it the live `out`."""
-    options = options or Options()
-    timer = _Timer()
     out = out.resolve()
+    with publish.exclusive(out):
+        return _build(data, out, cache, progress, options or Options())
+
+
+def _build(data: Path, out: Path, cache: Path, progress: Progress | None, options: Options) -> BuildResult:
+    timer = _Timer()
     staging = publish.begin(out)
     live = out if (out / publish.MARKER).exists() else None
     previous = Manifest.read(out) if live else None
@@ -98,7 +102,7 @@ def build(
         publish.discard(staging)
         raise VerificationFailed(result)
     _checkpoint("swap")
-    publish.swap(staging, out)
+    publish.swap(staging, out, swapped=lambda: _checkpoint("swapped"))
     result.published = True
     loaded.store.prune({e.digest for e in loaded.entries})
     timer.lap("swap")

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import fcntl
 import os
 import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import YimatongError
@@ -17,6 +20,19 @@ from .errors import YimatongError
 MARKER = ".yimatong-output"  # only directories we made are ever replaced
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
+
+
+@contextmanager
+def exclusive(out: Path) -> Iterator[None]:
+    """One build per output at a time: a second run (cron overlapping a slow night) stops at once."""
+    lock = out.parent / f".{out.name}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise YimatongError(f"另一个构建正在写 {out}，本次不运行") from None
+        yield
 
 
 def staging_dir(out: Path) -> Path:
@@ -36,10 +52,13 @@ def begin(out: Path) -> Path:
     return staging
 
 
-def swap(staging: Path, out: Path) -> None:
-    """Make `staging` the live `out` in one step; the old tree is removed afterwards."""
+def swap(staging: Path, out: Path, swapped: Callable[[], None] | None = None) -> None:
+    """Make `staging` the live `out` in one step; the old tree is removed afterwards (`swapped` is
+    called in between, for the crash tests)."""
     out = out.resolve()
     if out.exists() and _exchange(staging, out):
+        if swapped:
+            swapped()
         shutil.rmtree(staging)  # now holds the previous site
         return
     if out.exists():  # no renameat2 (not Linux): two renames, the gap is a few microseconds

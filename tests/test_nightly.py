@@ -1,0 +1,188 @@
+"""The nightly run as an operator meets it: run it twice, change a file, break a file, pull the plug.
+
+Every build here runs the real `build.py nightly` (or `pipeline.build`) on a copy of the sample.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from yimatong import manifest
+from yimatong.pipeline import KILL_AT, BuildResult, Options, build
+
+from .conftest import ROOT, SAMPLE
+
+
+def tree(root: Path) -> dict[str, str]:
+    """Every file of a built site (state folder included) with its sha256."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            out[path.relative_to(root).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def nightly(data: Path, out: Path, cache: Path, *extra: str, env: dict[str, str] | None = None):
+    command = ["nightly", "--data", str(data), "--out", str(out), "--cache", str(cache), "--quiet"]
+    return subprocess.run(
+        [sys.executable, str(ROOT / "build.py"), *command, *extra],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
+
+
+def copy_sample(dest: Path) -> Path:
+    return Path(shutil.copytree(SAMPLE, dest))
+
+
+def a_file(data: Path, n: int = 0) -> Path:
+    return sorted((data / "enterprises").glob("*.yaml"))[n]
+
+
+def permit_of(file: Path) -> str:
+    return file.stem
+
+
+def rename(file: Path, new: str) -> str:
+    """Give the enterprise a new name (the way a changed export would); returns the old name."""
+    text = file.read_text(encoding="utf-8")
+    line = next(x for x in text.splitlines() if x.startswith("  name: "))
+    file.unlink()  # a new file, as an export tool writes it (the live build may hold a hard link)
+    file.write_text(text.replace(line, f"  name: {new}", 1), encoding="utf-8")
+    return line.removeprefix("  name: ")
+
+
+@pytest.fixture(scope="module")
+def night_one(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """The sample built once, without signs (their own tests cover their reuse): data, out, cache."""
+    base = tmp_path_factory.mktemp("night")
+    data = copy_sample(base / "data")
+    done = nightly(data, base / "public", base / "cache", "--no-signs")
+    assert done.returncode == 0, done.stderr
+    return data, base / "public", base / "cache"
+
+
+def fresh_copy(night_one: tuple[Path, Path, Path], dest: Path) -> tuple[Path, Path, Path]:
+    data, out, cache = night_one
+    dest.mkdir(parents=True, exist_ok=True)
+    d = copy_sample(dest / "data")
+    shutil.rmtree(d)
+    shutil.copytree(data, d)
+    o = dest / "public"
+    shutil.copytree(out, o, symlinks=True)
+    c = dest / "cache"
+    shutil.copytree(cache, c)
+    return d, o, c
+
+
+def test_same_input_gives_byte_identical_output(tmp_path: Path, sample_build: tuple[BuildResult, Path]) -> None:
+    """Two builds of the same export, in different directories with different caches: every file,
+    sign PDFs and zips included, is the same bytes (so the CDN re-uploads nothing)."""
+    _, first = sample_build
+    second = build(SAMPLE, tmp_path / "elsewhere" / "site", tmp_path / "other-cache")
+    assert second.published
+    a, b = tree(first), tree(tmp_path / "elsewhere" / "site")
+    assert a.keys() == b.keys()
+    differ = [p for p in a if a[p] != b[p]]
+    assert differ == []
+    assert any(p.endswith(".pdf") for p in a) and any(p.endswith(".zip") for p in a)
+
+
+def test_a_one_file_change_touches_only_what_shows_it(night_one, tmp_path: Path) -> None:
+    data, out, cache = fresh_copy(night_one, tmp_path)
+    before = tree(out)
+    file = a_file(data, 3)
+    permit = permit_of(file)
+    rename(file, "南宁市改名后的测试化工有限公司")
+    result = build(data, out, cache, options=Options(signs=False))
+    assert result.loaded.parsed == 1
+    pages_of_permit = {p for p in result.files.changed if p.startswith(f"P/{permit}/")}
+    assert f"P/{permit}/index.html" in pages_of_permit and f"P/{permit}/data.json" in pages_of_permit
+    other_permit_pages = [p for p in result.files.changed if p.startswith("P/") and not p.startswith(f"P/{permit}/")]
+    assert other_permit_pages == []
+    # what renders the name elsewhere: a list page of its city, industry and category, the search index
+    assert any(p.startswith("city/") for p in result.files.changed)
+    assert any(p.startswith("search/") for p in result.files.changed)
+    assert result.rendered < 20  # of 250 pages
+    after = tree(out)
+    assert {p for p in after if after[p] != before.get(p)} - {manifest.MANIFEST} == result.files.changed
+    page = (out / f"P/{permit}/index.html").read_text(encoding="utf-8")
+    assert "南宁市改名后的测试化工有限公司" in page
+
+
+def test_incremental_and_cold_builds_give_identical_trees(night_one, tmp_path: Path) -> None:
+    """Night two built on top of night one equals night two built from nothing but night one's history."""
+    data, out, cache = fresh_copy(night_one, tmp_path / "incremental")
+    _, cold_out, _ = fresh_copy(night_one, tmp_path / "cold")
+    for n, name in ((1, "甲测试有限公司"), (7, "乙测试有限公司")):
+        rename(a_file(data, n), name)
+    incremental = build(data, out, cache, options=Options(signs=False))
+    cold = build(data, cold_out, tmp_path / "empty-cache", options=Options(signs=False, full=True))
+    assert incremental.rendered < cold.rendered
+    a, b = tree(out), tree(cold_out)
+    assert a.keys() == b.keys()
+    assert [p for p in a if a[p] != b[p]] == []
+
+
+def test_a_rejected_record_keeps_its_last_good_page(night_one, tmp_path: Path) -> None:
+    data, out, cache = fresh_copy(night_one, tmp_path)
+    file = a_file(data, 5)
+    permit = permit_of(file)
+    old_page = (out / f"P/{permit}/index.html").read_text(encoding="utf-8")
+    text = file.read_text(encoding="utf-8")
+    file.unlink()
+    file.write_text(text.replace("schema_version: 1", "schema_version: 1\nbogus_field: 1", 1), encoding="utf-8")
+    done = nightly(data, out, cache, "--no-signs")
+    assert done.returncode == 0, done.stderr
+    report = json.loads((out.parent / "public.report.json").read_text(encoding="utf-8"))
+    assert report["published"] is True
+    assert [r["file"] for r in report["records"]["rejected"]] == [f"enterprises/{file.name}"]
+    kept = report["records"]["kept_last_good"]
+    assert list(kept) == [permit] and "bogus_field" in kept[permit]["reason"]
+    page = (out / f"P/{permit}/index.html").read_text(encoding="utf-8")
+    name = old_page.split("<h1>")[1].split("<")[0]
+    assert name in page
+    assert "未通过校验" in page  # the page says it shows the last good data, and as of when
+    assert (out / f"P/{permit}/data.json").is_file()
+
+
+@pytest.mark.parametrize("point", ["load", "pages", "search", "opendata", "swap"])
+def test_a_killed_night_leaves_the_live_site_intact(night_one, tmp_path: Path, point: str) -> None:
+    data, out, cache = fresh_copy(night_one, tmp_path)
+    before = tree(out)
+    rename(a_file(data, 2), "被中断那晚改名的公司")
+    died = nightly(data, out, cache, "--no-signs", env={KILL_AT: point})
+    assert died.returncode == -9, died.stderr
+    assert tree(out) == before  # intact: every file, the state folder included
+    assert (out / "index.html").is_file()
+    done = nightly(data, out, cache, "--no-signs")  # the next run recovers by itself
+    assert done.returncode == 0, done.stderr
+    assert "被中断那晚改名的公司" in (out / f"P/{permit_of(a_file(data, 2))}/index.html").read_text(encoding="utf-8")
+    assert not (out.parent / f".{out.name}.staging").exists()
+
+
+def test_killed_right_after_the_swap_the_new_site_is_whole(night_one, tmp_path: Path) -> None:
+    data, out, cache = fresh_copy(night_one, tmp_path)
+    rename(a_file(data, 2), "换上线后中断的公司")
+    died = nightly(data, out, cache, "--no-signs", env={KILL_AT: "swapped"})
+    assert died.returncode == -9, died.stderr
+    live = tree(out)
+    listed = manifest.Manifest.read(out)
+    assert listed is not None
+    assert {p: v["sha256"] for p, v in listed.outputs.items()} == {
+        p: h for p, h in live.items() if not p.startswith(".")
+    }  # the new site is live and whole: exactly the files its manifest lists
+    done = nightly(data, out, cache, "--no-signs")
+    assert done.returncode == 0, done.stderr
+    assert not (out.parent / f".{out.name}.staging").exists()
