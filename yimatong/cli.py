@@ -107,6 +107,16 @@ def parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--out", type=Path, default=Path("public"), metavar="DIR", help="the built site (default: public/)")
     d.add_argument("--data", type=Path, default=Path("data"), metavar="DIR", help="for site.yaml's base_url")
+    d.add_argument("--workers", type=int, default=8, metavar="N", help="uploads in flight (default: 8)")
+    d.add_argument("--full-listing", action="store_true", help="list the bucket instead of trusting its state object")
+    d.add_argument(
+        "--keep-replaced",
+        type=float,
+        default=6 * 3600,
+        metavar="SECONDS",
+        help="keep replaced content-addressed files (search index) this long (default: 21600; 0 for a takedown)",
+    )
+    d.add_argument("--quiet", "-q", action="store_true", help="print the summary only")
 
     c = sub.add_parser(
         "check", parents=[common], help="validate only", description="Validate the data and list every problem."

@@ -14,6 +14,7 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from . import publish
 from .errors import YimatongError
 from .pipeline import BuildResult, Options, Progress, VerificationFailed, build
 
@@ -26,6 +27,17 @@ def report_path(out: Path) -> Path:
 def run(args: argparse.Namespace, progress: Progress | None, show: Callable[[BuildResult], None]) -> int:
     started = time.perf_counter()
     options = Options(full=args.full, signs=not args.no_signs, allow_shrink=args.allow_shrink, workers=args.workers)
+    with publish.exclusive(args.out):
+        return _run(args, options, progress, show, started)
+
+
+def _run(
+    args: argparse.Namespace,
+    options: Options,
+    progress: Progress | None,
+    show: Callable[[BuildResult], None],
+    started: float,
+) -> int:
     try:
         result = build(args.data, args.out, args.cache, progress=progress, options=options)
     except VerificationFailed as err:
@@ -47,22 +59,35 @@ def run(args: argparse.Namespace, progress: Progress | None, show: Callable[[Bui
 
 def deploy_out(args: argparse.Namespace) -> Any | None:
     """Deploy the live output; None when the upload failed (nothing was deleted then)."""
-    from . import deploy
     from .load import site_settings
 
     site = site_settings(args.data)
+    with publish.exclusive(args.out):
+        return _deploy(args, site.base_url)
+
+
+def _deploy(args: argparse.Namespace, base_url: str) -> Any | None:
+    from . import deploy
+
+    quiet = getattr(args, "quiet", False) and not args.dry_run
     try:
-        return deploy.deploy(
+        done = deploy.deploy(
             args.out.resolve(),
             args.bucket,
             args.endpoint,
-            base_url=site.base_url,
+            base_url=base_url,
             dry_run=args.dry_run,
             purge_list=args.purge_list,
+            workers=getattr(args, "workers", None) or 8,
+            full_listing=getattr(args, "full_listing", False),
+            keep_replaced=getattr(args, "keep_replaced", deploy.KEEP_REPLACED),
+            log=(lambda _m: None) if quiet else print,
         )
     except deploy.DeployError as err:
         print(f"错误：上传失败：{err}", flush=True)
         return None
+    print(done.summary(), flush=True)
+    return done
 
 
 def report(result: BuildResult, uploaded: Any | None, seconds: float) -> dict[str, Any]:
@@ -112,5 +137,6 @@ def _plain(obj: Any) -> Any:
     if obj is None:
         return None
     if is_dataclass(obj) and not isinstance(obj, type):
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(obj).items()}
+        keep = ("uploaded", "unchanged", "deleted", "kept", "bytes", "seconds", "purge_list", "dry_run")
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(obj).items() if k in keep}
     raise YimatongError(f"unexpected upload report {obj!r}")

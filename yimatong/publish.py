@@ -22,17 +22,29 @@ _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
 
+_HELD: set[Path] = set()
+
+
 @contextmanager
 def exclusive(out: Path) -> Iterator[None]:
-    """One build per output at a time: a second run (cron overlapping a slow night) stops at once."""
+    """One run per output at a time (cron overlapping a slow night, or a deploy during a build): a
+    second run stops at once. Re-entrant within a process (nightly holds it over build and deploy)."""
+    out = out.resolve()
+    if out in _HELD:
+        yield
+        return
     lock = out.parent / f".{out.name}.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
     with lock.open("a") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise YimatongError(f"另一个构建正在写 {out}，本次不运行") from None
-        yield
+            raise YimatongError(f"另一个构建或上传正在使用 {out}，本次不运行") from None
+        _HELD.add(out)
+        try:
+            yield
+        finally:
+            _HELD.discard(out)
 
 
 def staging_dir(out: Path) -> Path:
