@@ -6,6 +6,7 @@ computes and every fact on a page can be tested without rendering.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 
@@ -46,6 +47,16 @@ TONE_OF_STATUS = {
 
 
 @dataclass(frozen=True)
+class Stamp:
+    """The dates a page states about itself. None of them is the build's own date, so a page that
+    did not change tomorrow is the same bytes tomorrow."""
+
+    data_as_of: str | None  # the data shown is as of this date (a permit's pages: the record's own date)
+    changed: str  # the export date of the night this page last changed
+    kept_since: str | None = None  # tonight's record was rejected: the page shows the last good one
+
+
+@dataclass(frozen=True)
 class Common:
     """What every page's frame needs."""
 
@@ -54,6 +65,7 @@ class Common:
     title: str
     path: str  # the page's own site-relative path ('' for the home page)
     labels: dict[str, dict[str, str]] = field(default_factory=lambda: LABELS)
+    stamp: Stamp | None = None
 
     @property
     def url(self) -> str:
@@ -95,6 +107,19 @@ class Block:
 
 
 @dataclass(frozen=True)
+class SelfResult:
+    """A self-monitoring result as a row, judged against its limit."""
+
+    date: str
+    outlet: str
+    pollutant: str  # the pollutant's name
+    value: float | None
+    unit: str
+    limit: facts.Limit
+    over: bool
+
+
+@dataclass(frozen=True)
 class OutletView:
     code: str
     name: str
@@ -105,6 +130,10 @@ class OutletView:
     strip: list[facts.MonthCell]
     monitored: bool
     raw: View
+    # The outlet page's share of what the enterprise page computed: made once per enterprise.
+    charts: list[charts.Chart]
+    exceedances: list[facts.Exceedance]
+    self_results: list[SelfResult]
 
 
 @dataclass(frozen=True)
@@ -123,7 +152,7 @@ class EnterprisePage:
     inspections: list[View]
     inspection_count: facts.InspectionCount
     rectifications: list[View]
-    self_results: list[View]
+    self_results: list[SelfResult]
     credit_tone: str | None
     months: list[str]  # labels of the strip's 12 months, oldest first
     names: dict[str, str]  # pollutant code → name
@@ -141,7 +170,7 @@ class OutletPage:
     status_tone: str
     charts: list[charts.Chart]
     exceedances: list[facts.Exceedance]
-    self_results: list[View]
+    self_results: list[SelfResult]
     months: list[str]
     names: dict[str, str]
 
@@ -200,61 +229,59 @@ def pollutant_names(view: View) -> dict[str, str]:
     }
 
 
-def _outlets(view: View, permit_no: str, as_of: dt.date, from_path: str) -> list[OutletView]:
+def _outlets(
+    view: View,
+    permit_no: str,
+    as_of: dt.date,
+    from_path: str,
+    all_charts: list[charts.Chart],
+    exceedances: list[facts.Exceedance],
+    self_results: list[SelfResult],
+) -> list[OutletView]:
+    """The permit's outlets, each with its part of the enterprise's charts, exceedances and
+    self-monitoring rows (a filter keeps their order, so these are what the outlet alone gives)."""
     monitored = {s["outlet"] for s in facts.online_series(view)}
     out = []
     for o in view["permit"].get("outlets", []):
-        href = root_of(from_path) + urls.outlet_path(permit_no, o["code"])
-        strip = facts.monthly_strip(view, o["code"], as_of) if o["code"] in monitored else []
+        code = o["code"]
+        href = root_of(from_path) + urls.outlet_path(permit_no, code)
+        strip = facts.monthly_strip(view, code, as_of) if code in monitored else []
         out.append(
             OutletView(
-                o["code"],
+                code,
                 o["name"],
                 o["kind"],
                 o.get("type"),
                 href,
                 o.get("pollutants", []),
                 strip,
-                o["code"] in monitored,
+                code in monitored,
                 o,
+                charts=[c for c in all_charts if c.outlet == code],
+                exceedances=[e for e in exceedances if e.outlet == code],
+                self_results=[r for r in self_results if r.outlet == code],
             )
         )
     return out
 
 
-def _charts(view: View, as_of: dt.date, outlet: str | None = None) -> list[charts.Chart]:
-    names = pollutant_names(view)
-    return [
-        charts.chart(view, s, names.get(s["pollutant"], s["pollutant"]), as_of)
-        for s in facts.online_series(view, outlet)
-    ]
+def _charts(view: View, as_of: dt.date, names: dict[str, str]) -> list[charts.Chart]:
+    return [charts.chart(view, s, names.get(s["pollutant"], s["pollutant"]), as_of) for s in facts.online_series(view)]
 
 
-def _self_results(view: View, outlet: str | None = None) -> list[View]:
+def _self_results(view: View, names: dict[str, str]) -> list[SelfResult]:
     """Self-monitoring results as rows, newest first, each judged against its limit."""
     block = view["self_monitoring"]
     if facts.withheld(block):
         return []
-    names = pollutant_names(view)
     rows = []
     for s in block.get("series", []):
-        if outlet and s["outlet"] != outlet:
-            continue
         limit = facts.limit_for(view, s["outlet"], s["pollutant"], s.get("limit"))
+        name = names.get(s["pollutant"], s["pollutant"])
         for day, value in zip(s["dates"], s["values"], strict=True):
             over = value is not None and limit.exceeded_by(value)
-            rows.append(
-                {
-                    "date": day,
-                    "outlet": s["outlet"],
-                    "pollutant": names.get(s["pollutant"], s["pollutant"]),
-                    "value": value,
-                    "unit": s["unit"],
-                    "limit": limit,
-                    "over": over,
-                }
-            )
-    return sorted(rows, key=lambda r: (r["date"], r["outlet"], r["pollutant"]), reverse=True)
+            rows.append(SelfResult(day, s["outlet"], name, value, s["unit"], limit, over))
+    return sorted(rows, key=lambda r: (r.date, r.outlet, r.pollutant), reverse=True)
 
 
 def first_screen(
@@ -342,7 +369,9 @@ def first_screen(
     return out
 
 
-def enterprise_page(view: View, site: Site, place: Place, tones: dict[str, str]) -> EnterprisePage:
+def enterprise_page(
+    view: View, site: Site, place: Place, tones: dict[str, str], stamp: Stamp | None = None
+) -> EnterprisePage:
     permit_no = view["permit_no"]
     path = urls.enterprise_path(permit_no)
     status = facts.permit_status(view, site.as_of)
@@ -353,44 +382,50 @@ def enterprise_page(view: View, site: Site, place: Place, tones: dict[str, str])
     penalties = sorted(facts.items(view["penalties"]), key=lambda p: p["date"], reverse=True)
     order = {"open": 0, "submitted": 1, "closed": 2}
     rects = sorted(facts.items(view["rectifications"]), key=lambda r: (order.get(r.get("status", ""), 3), r["found"]))
+    names = pollutant_names(view)
+    all_charts = _charts(view, site.as_of, names)
+    self_results = _self_results(view, names)
     return EnterprisePage(
-        common=Common(site, root_of(path), view["enterprise"]["name"], path),
+        common=Common(site, root_of(path), view["enterprise"]["name"], path, stamp=stamp),
         view=view,
         place=place,
         status=status,
         status_label=facts.STATUS_LABELS[status],
         facts=first_screen(view, site, status, credit_tone, exceedances),
         blocks={key: _block(view, key, title) for key, title in BLOCKS},
-        outlets=_outlets(view, permit_no, site.as_of, path),
-        charts=_charts(view, site.as_of),
+        outlets=_outlets(view, permit_no, site.as_of, path, all_charts, exceedances, self_results),
+        charts=all_charts,
         exceedances=exceedances,
         penalties=penalties,
         inspections=inspections,
         inspection_count=facts.inspections_this_year(view, site.as_of),
         rectifications=rects,
-        self_results=_self_results(view),
+        self_results=self_results,
         credit_tone=credit_tone,
         months=month_labels(site.as_of),
-        names=pollutant_names(view),
+        names=names,
     )
 
 
-def outlet_page(view: View, site: Site, place: Place, outlet: OutletView) -> OutletPage:
+def outlet_page(view: View, site: Site, place: Place, outlet: OutletView, stamp: Stamp | None = None) -> OutletPage:
+    """The page of one of `enterprise_page(view, ...).outlets`."""
     permit_no = view["permit_no"]
     path = urls.outlet_path(permit_no, outlet.code)
     status = facts.permit_status(view, site.as_of)
     return OutletPage(
-        common=Common(site, root_of(path), f"{outlet.name}（{outlet.code}）· {view['enterprise']['name']}", path),
+        common=Common(
+            site, root_of(path), f"{outlet.name}（{outlet.code}）· {view['enterprise']['name']}", path, stamp=stamp
+        ),
         view=view,
         place=place,
-        outlet=OutletView(**{**outlet.__dict__, "href": "./"}),
+        outlet=dataclasses.replace(outlet, href="./"),
         enterprise_href="../",
         status=status,
         status_label=facts.STATUS_LABELS[status],
         status_tone=TONE_OF_STATUS[status],
-        charts=_charts(view, site.as_of, outlet.code),
-        exceedances=facts.exceedances(view, site.as_of, outlet=outlet.code),
-        self_results=_self_results(view, outlet.code),
+        charts=outlet.charts,
+        exceedances=outlet.exceedances,
+        self_results=outlet.self_results,
         months=month_labels(site.as_of),
         names=pollutant_names(view),
     )

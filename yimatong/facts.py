@@ -144,9 +144,18 @@ class Reading:
 
 
 def readings(series: View) -> Iterator[Reading]:
-    start = date(series["start"])
-    for i, (value, flag) in enumerate(zip(series["values"], series["flags"], strict=True)):
-        yield Reading(start + dt.timedelta(days=i), value, flag)
+    day, one = date(series["start"]), dt.timedelta(days=1)
+    for value, flag in zip(series["values"], series["flags"], strict=True):
+        yield Reading(day, value, flag)
+        day += one
+
+
+def positions(start: dt.date, length: int, first: dt.date, last: dt.date) -> range:
+    """Where the days `first`..`last` (inclusive) fall among `length` daily values from `start`.
+
+    A series' days are consecutive, so a date window is an index window: the hot paths below read
+    values by position instead of making a date (and a Reading) for every value of the series."""
+    return range(max(0, (first - start).days), max(0, min(length, (last - start).days + 1)))
 
 
 def online_series(view: View, outlet: str | None = None) -> list[View]:
@@ -167,13 +176,15 @@ class Exceedance:
 
 def exceedances(view: View, as_of: dt.date, days: int = EXCEEDANCE_DAYS, outlet: str | None = None) -> list[Exceedance]:
     """Valid daily values over the limit in the `days` days up to `as_of`, newest first."""
-    since = as_of - dt.timedelta(days=days)
+    first = as_of - dt.timedelta(days=days - 1)
     found = []
     for s in online_series(view, outlet):
         limit = limit_for(view, s["outlet"], s["pollutant"], s.get("limit"))
-        for r in readings(s):
-            if since < r.day <= as_of and r.valid and limit.exceeded_by(r.value):
-                found.append(Exceedance(s["outlet"], s["pollutant"], r.day, r.value, limit))
+        start, values, flags = date(s["start"]), s["values"], s["flags"]
+        for i in positions(start, len(values), first, as_of):
+            value = values[i]
+            if flags[i] == "N" and value is not None and limit.exceeded_by(value):
+                found.append(Exceedance(s["outlet"], s["pollutant"], start + dt.timedelta(days=i), value, limit))
     return sorted(found, key=lambda e: (e.day, e.outlet, e.pollutant), reverse=True)
 
 
@@ -198,21 +209,33 @@ def months_back(as_of: dt.date, n: int = 12) -> list[str]:
     return out[::-1]
 
 
+def month_spans(as_of: dt.date, n: int = 12) -> list[tuple[str, dt.date, dt.date]]:
+    """`months_back` with each month's first day and last day up to `as_of`."""
+    spans = []
+    for month in months_back(as_of, n):
+        first = dt.date(int(month[:4]), int(month[5:]), 1)
+        following = dt.date(first.year + first.month // 12, first.month % 12 + 1, 1)
+        spans.append((month, first, min(following - dt.timedelta(days=1), as_of)))
+    return spans
+
+
 def monthly_strip(view: View, outlet: str, as_of: dt.date, n: int = 12) -> list[MonthCell]:
     """ECHO-style compliance by month for one outlet: any valid exceedance → exceed; no valid data → nodata."""
-    valid: Counter[str] = Counter()
-    exceed: Counter[str] = Counter()
+    spans = month_spans(as_of, n)
+    valid, exceed = [0] * n, [0] * n
     for s in online_series(view, outlet):
         limit = limit_for(view, outlet, s["pollutant"], s.get("limit"))
-        for r in readings(s):
-            if r.valid and r.day <= as_of:
-                key = r.day.isoformat()[:7]
-                valid[key] += 1
-                exceed[key] += limit.exceeded_by(r.value)
+        start, values, flags = date(s["start"]), s["values"], s["flags"]
+        for k, (_, first, last) in enumerate(spans):
+            for i in positions(start, len(values), first, last):
+                value = values[i]
+                if flags[i] == "N" and value is not None:
+                    valid[k] += 1
+                    exceed[k] += limit.exceeded_by(value)
     cells = []
-    for month in months_back(as_of, n):
-        state: MonthState = "nodata" if not valid[month] else ("exceed" if exceed[month] else "ok")
-        cells.append(MonthCell(month, state, valid[month], exceed[month]))
+    for k, (month, _, _) in enumerate(spans):
+        state: MonthState = "nodata" if not valid[k] else ("exceed" if exceed[k] else "ok")
+        cells.append(MonthCell(month, state, valid[k], exceed[k]))
     return cells
 
 
@@ -247,10 +270,13 @@ def stable_until(view: View, as_of: dt.date) -> dt.date:
     window = dt.timedelta(days=EXCEEDANCE_DAYS)
     for s in online_series(view):
         limit = limit_for(view, s["outlet"], s["pollutant"], s.get("limit"))
-        last = date(s["start"]) + dt.timedelta(days=len(s["values"]) - 1)
+        start, values, flags = date(s["start"]), s["values"], s["flags"]
+        last = start + dt.timedelta(days=len(values) - 1)
         if last > as_of:  # a reading dated after the export date enters the charts when its day comes
-            candidates.append(max(date(s["start"]), as_of + dt.timedelta(days=1)))
-        for r in readings(s):
-            if r.valid and limit.exceeded_by(r.value):
-                candidates += [r.day, r.day + window]
+            candidates.append(max(start, as_of + dt.timedelta(days=1)))
+        # By position, as exceedances(): a date only for the few values over the limit.
+        for i, (value, flag) in enumerate(zip(values, flags, strict=True)):
+            if flag == "N" and value is not None and limit.exceeded_by(value):
+                day = start + dt.timedelta(days=i)
+                candidates += [day, day + window]
     return min(d for d in candidates if d > as_of)

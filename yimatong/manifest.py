@@ -82,7 +82,16 @@ class Reuse:
         self.previous = previous or Manifest()
         self.staging = staging
         self.keys: dict[str, str] = {}
+        self.dates: dict[str, str] = {}  # path -> the export date of the night it last changed
         self.linked = 0
+
+    def changed_on(self, path: str, key: str, today: str) -> str:
+        """When `path` last changed: the live build's date if it was built from the same key, else today.
+        (Read from the live manifest even with --full, so a cold build states the same dates.)"""
+        old = self.previous.outputs.get(path, {})
+        date = old["changed"] if old.get("key") == key and "changed" in old else today
+        self.dates[path] = date
+        return date
 
     def link(self, path: str, key: str) -> bool:
         """Hard-link the live `path` into staging if it was built from `key`; record the key either way."""
@@ -115,11 +124,13 @@ class Reuse:
 @dataclass(frozen=True)
 class Catalog:
     outputs: dict[str, dict[str, str]]
-    changed: set[str]  # new or rewritten since the live build (same bytes rewritten count too)
+    changed: set[str]  # new, or different bytes from the live build's
     removed: set[str]
 
 
-def catalog(staging: Path, live: Path | None, previous: Manifest | None, keys: dict[str, str]) -> Catalog:
+def catalog(
+    staging: Path, live: Path | None, previous: Manifest | None, keys: dict[str, str], dates: dict[str, str]
+) -> Catalog:
     """Every file of the staging tree with its sha256; linked files keep the live build's hash."""
     prev = previous.outputs if previous and live else {}
     outputs: dict[str, dict[str, str]] = {}
@@ -133,17 +144,22 @@ def catalog(staging: Path, live: Path | None, previous: Manifest | None, keys: d
             except OSError:
                 lst = None
             if lst is not None and (lst.st_ino, lst.st_dev) == (st.st_ino, st.st_dev):
-                outputs[path] = _entry(old["sha256"], keys.get(path))
+                outputs[path] = _entry(old["sha256"], keys.get(path), dates.get(path))
                 continue
         digest = _sha256(staging / path)
-        outputs[path] = _entry(digest, keys.get(path))
+        outputs[path] = _entry(digest, keys.get(path), dates.get(path))
         if old is None or old["sha256"] != digest:
             changed.add(path)
     return Catalog(outputs, changed, set(prev) - set(outputs))
 
 
-def _entry(sha: str, key: str | None) -> dict[str, str]:
-    return {"sha256": sha, "key": key} if key else {"sha256": sha}
+def _entry(sha: str, key: str | None, changed: str | None) -> dict[str, str]:
+    entry = {"sha256": sha}
+    if key:
+        entry["key"] = key
+    if changed:
+        entry["changed"] = changed
+    return entry
 
 
 def walk(root: Path) -> list[str]:

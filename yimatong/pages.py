@@ -6,6 +6,7 @@ Records are streamed one at a time; only a small `Row` per enterprise stays in m
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import multiprocessing
 import os
@@ -22,7 +23,8 @@ import markdown
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, meta
 
 from . import facts, urls
-from .context import TONE_OF_STATUS, Common, Place, cn_date, enterprise_page, outlet_page, root_of
+from .context import TONE_OF_STATUS, Common, Place, Stamp, cn_date, enterprise_page, outlet_page, root_of
+from .feed import Recent
 from .load import Entry, Loaded, iter_views
 from .manifest import Reuse, files_key, key_of
 from .schema import Regions, Site
@@ -32,7 +34,6 @@ LAYOUTS = ROOT / "layouts"
 CONTENT = ROOT / "content"
 PAGE_SIZE = 100
 SITEMAP_LIMIT = 50_000  # URLs per sitemap file (sitemaps.org)
-RECENT_DAYS = 30
 SCROLL_BOX = '<div class="scroll" tabindex="0" role="region" aria-label="表格（可横向滚动）">'
 CATEGORIES = {"重点管理": "key", "简化管理": "simplified", "登记管理": "registered"}
 
@@ -56,14 +57,6 @@ class Row:
     penalties: int
     open_rectifications: int
     credit: str | None  # the credit level, unless withheld or not rated
-
-
-@dataclass(frozen=True)
-class Event:
-    date: str
-    what: str
-    name: str
-    path: str
 
 
 @dataclass(frozen=True)
@@ -101,7 +94,7 @@ class HomePage:
     cities: list[Link]
     categories: list[Link]
     industries: list[Link]
-    recent: list[Event]
+    recent: list[Recent]  # the newest changes, from the feed (feed.recent)
     content: list[Link]
 
 
@@ -126,6 +119,7 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        auto_reload=False,  # layouts do not change during a build: no stat per page
     )
     env.filters["cn_date"] = cn_date
     env.filters["num"] = lambda v: "—" if v is None else f"{v:g}"
@@ -157,9 +151,9 @@ class Unit:
     key: str  # of everything the pages are made from
     paths: list[str]  # the enterprise page first, then its outlet pages
     row: Row
-    events: list[Event]
     stable_until: str  # the pages stay the same until this date (facts.stable_until)
     data_date: str | None
+    changed: str  # the export date of the night these pages last changed
     rendered: bool  # False: linked from the live build
 
     def state(self) -> dict[str, Any]:
@@ -167,9 +161,9 @@ class Unit:
             "key": self.key,
             "paths": self.paths,
             "row": asdict(self.row),
-            "events": [asdict(e) for e in self.events],
             "stable_until": self.stable_until,
             "data_date": self.data_date,
+            "changed": self.changed,
         }
 
     @classmethod
@@ -179,9 +173,9 @@ class Unit:
             state["key"],
             state["paths"],
             Row(**state["row"]),
-            [Event(**e) for e in state["events"]],
             state["stable_until"],
             state["data_date"],
+            state["changed"],
             False,
         )
 
@@ -219,9 +213,10 @@ _CODE = [Path(__file__).with_name(n) for n in ("pages.py", "context.py", "facts.
 
 
 def permit_pages_key(env: Environment, site: Site, regions: Regions) -> str:
-    """Everything the permit pages depend on besides the record: settings, regions, templates, code."""
+    """Everything the permit pages depend on besides the record: settings, regions, templates, code.
+    Not the export date: what depends on it is keyed by facts.stable_until."""
     return key_of(
-        site.model_dump(mode="json"),
+        _site_key(site),
         regions.model_dump(mode="json"),
         template_key(env, "enterprise.html"),
         template_key(env, "outlet.html"),
@@ -235,6 +230,8 @@ class _Job:
     staging: Path
     env_key: str
     stale: dict[str, dict[str, str]]
+    env: Environment  # compiled once before the pool forks; the workers inherit it
+    previous: dict[str, dict[str, Any]]  # the live manifest's records
 
 
 _JOB: _Job | None = None  # set before the pool forks, read by the workers
@@ -243,24 +240,28 @@ _JOB: _Job | None = None  # set before the pool forks, read by the workers
 def _render_batch(entries: list[Entry]) -> list[Unit]:
     job = _JOB
     assert job is not None
-    env = environment()
+    env = job.env
     site, place = job.loaded.site, places(job.loaded.regions)
     tones = {c.level: c.tone for c in site.credit_scale}
     enterprise_t, outlet_t = env.get_template("enterprise.html"), env.get_template("outlet.html")
     out = []
+    today = site.as_of.isoformat()
     for entry, view in iter_views(job.loaded, entries):
         until = facts.stable_until(view, site.as_of).isoformat()
-        key = key_of(entry.digest, until, job.stale.get(entry.permit_no), job.env_key)
-        page = enterprise_page(view, site, place(entry.region), tones)
+        stale = job.stale.get(entry.permit_no)
+        key = key_of(entry.digest, until, stale, job.env_key)
+        before = job.previous.get(entry.permit_no, {})
+        changed = before["changed"] if before.get("key") == key else today
+        stamp = Stamp(facts.data_date(view), changed, stale["data_date"] if stale else None)
+        page = enterprise_page(view, site, place(entry.region), tones, stamp)
         write(job.staging, page.common.path + "index.html", enterprise_t.render(page=page))
         paths = [page.common.path + "index.html"]
         for outlet in page.outlets:
-            sub = outlet_page(view, site, page.place, outlet)
+            sub = outlet_page(view, site, page.place, outlet, stamp)
             write(job.staging, sub.common.path + "index.html", outlet_t.render(page=sub))
             paths.append(sub.common.path + "index.html")
         row = _row(view, page.common.path, page.place, site.as_of, len(page.exceedances))
-        events = _events(view, page.common.path, site.as_of, page.exceedances)
-        out.append(Unit(entry.permit_no, key, paths, row, events, until, facts.data_date(view), True))
+        out.append(Unit(entry.permit_no, key, paths, row, until, stamp.data_as_of, changed, True))
     return out
 
 
@@ -283,6 +284,7 @@ def render(
     reuse: Reuse | None = None,
     previous: dict[str, dict[str, Any]] | None = None,
     stale: dict[str, dict[str, str]] | None = None,
+    recent: list[Recent] | None = None,
     workers: int | None = None,
 ) -> Rendered:
     """Write every page. A permit's pages are linked from the live build when their inputs are the
@@ -290,8 +292,9 @@ def render(
     global _JOB
     env = environment()
     site = loaded.site
-    job = _Job(loaded, staging, permit_pages_key(env, site, loaded.regions), stale or {})
+    env.get_template("enterprise.html"), env.get_template("outlet.html")  # compiled before the fork
     previous = previous or {}
+    job = _Job(loaded, staging, permit_pages_key(env, site, loaded.regions), stale or {}, env, previous)
     units: dict[str, Unit] = {}
     todo: list[Entry] = []
     for entry in loaded.entries:
@@ -316,7 +319,7 @@ def render(
     ordered = [units[e.permit_no] for e in loaded.entries]
     rows = [u.row for u in ordered]
     sitemap = [p.removesuffix("index.html") for u in ordered for p in u.paths]
-    shared = _shared_pages(env, loaded, staging, rows, [e for u in ordered for e in u.events], reuse)
+    shared = _shared_pages(env, loaded, staging, rows, recent or [], reuse)
     sitemap += shared.paths
     for name, text in sitemaps(site.base_url, ["", *sitemap]).items():
         write(staging, name, text)
@@ -334,16 +337,21 @@ class _Shared:
 
 
 def _shared_pages(
-    env: Environment, loaded: Loaded, staging: Path, rows: list[Row], events: list[Event], reuse: Reuse | None
+    env: Environment, loaded: Loaded, staging: Path, rows: list[Row], recent: list[Recent], reuse: Reuse | None
 ) -> _Shared:
     """Lists, content pages, home and 404: each linked from the live build when its inputs are the same."""
     site = loaded.site
     rendered = 0
 
-    def put(path: str, template: str, page: object) -> None:
+    today = site.as_of.isoformat()
+    site_key = _site_key(site)
+
+    def put(path: str, template: str, page: Any, data_as_of: str | None = None) -> None:
         nonlocal rendered
-        key = key_of(template_key(env, template), repr(page))
+        key = key_of(template_key(env, template), site_key, data_as_of, _without_frame(page))
+        stamp = Stamp(data_as_of, reuse.changed_on(path, key, today) if reuse else today)
         if reuse is None or not reuse.link(path, key):
+            page = dataclasses.replace(page, common=dataclasses.replace(page.common, stamp=stamp))
             write(staging, path, env.get_template(template).render(page=page))
             rendered += 1
 
@@ -356,10 +364,20 @@ def _shared_pages(
     for path, page in contents:
         put(path + "index.html", "content.html", page)
         paths.append(path)
-    put("index.html", "home.html", _home(site, loaded.regions, rows, events, contents))
+    put("index.html", "home.html", _home(site, loaded.regions, rows, recent, contents), today)
     base_path = urlsplit(site.base_url).path
     put("404.html", "404.html", ContentPage(Common(site, base_path, "页面不存在", "404.html"), ""))
     return _Shared(paths, len(lists) + len(contents) + 2, rendered)
+
+
+def _site_key(site: Site) -> str:
+    """The settings a page frame shows; not the export date, which only the home page states."""
+    return key_of(site.model_dump(mode="json", exclude={"as_of"}))
+
+
+def _without_frame(page: Any) -> str:
+    """What a shared page shows besides its frame (the site settings are keyed apart)."""
+    return repr(dataclasses.replace(page, common=dataclasses.replace(page.common, site=None, stamp=None)))
 
 
 def _chunks(entries: list[Entry], workers: int | None) -> list[list[Entry]]:
@@ -400,35 +418,6 @@ def _row(view: facts.View, path: str, place: Place, as_of: dt.date, exceedances:
         len(facts.open_rectifications(view)),
         None if credit is None or facts.withheld(credit) else credit["level"],
     )
-
-
-def _events(view: facts.View, path: str, as_of: dt.date, exceedances: list[facts.Exceedance]) -> list[Event]:
-    """What happened in the last RECENT_DAYS days, from the dates in the record."""
-    since = (as_of - dt.timedelta(days=RECENT_DAYS)).isoformat()
-    name = view["enterprise"]["name"]
-    permit = view["permit"]
-    found = []
-    if permit["issued"] > since:
-        found.append(
-            Event(permit["issued"], "新核发排污许可" if permit["kind"] == "permit" else "新增排污登记", name, path)
-        )
-    if permit.get("status_date") and permit["status_date"] > since:
-        found.append(Event(permit["status_date"], "排污许可" + facts.STATUS_LABELS[permit["status"]], name, path))
-    found += [Event(p["date"], "行政处罚", name, path) for p in facts.items(view["penalties"]) if p["date"] > since]
-    latest = next((e for e in exceedances if e.day.isoformat() > since), None)  # newest first
-    if latest is not None:
-        found.append(Event(latest.day.isoformat(), "在线监测超标", name, path))
-    found += [
-        Event(i["date"], "检查发现问题", name, path)
-        for i in facts.items(view["inspections"])
-        if i["date"] > since and i.get("result") == "problems_found"
-    ]
-    found += [
-        Event(r["closed"], "问题整改销号", name, path)
-        for r in facts.items(view["rectifications"])
-        if (r.get("closed") or "") > since
-    ]
-    return found
 
 
 def _paged(common_path: str, site: Site, heading: str, intro: str, rows: list[Row]) -> Iterator[tuple[str, ListPage]]:
@@ -479,7 +468,7 @@ def _list_pages(site: Site, regions: Regions, rows: list[Row]) -> Iterator[tuple
 
 
 def _home(
-    site: Site, regions: Regions, rows: list[Row], events: list[Event], contents: list[tuple[str, ContentPage]]
+    site: Site, regions: Regions, rows: list[Row], recent: list[Recent], contents: list[tuple[str, ContentPage]]
 ) -> HomePage:
     cities = Counter(r.city_code for r in rows)
     categories = Counter(r.category for r in rows)
@@ -495,7 +484,6 @@ def _home(
         with_open_rectifications=sum(1 for r in rows if r.open_rectifications),
     )
     top_industries = sorted(industries, key=lambda c: (-industries[c], c))[:12]
-    recent = sorted(events, key=lambda e: (e.date, e.path), reverse=True)[:20]
     return HomePage(
         common=Common(site, "", site.program_name, ""),
         figures=figures,

@@ -5,6 +5,8 @@ dies leaves it as it was.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import signal
 import time
@@ -13,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import docs, opendata, pages, publish, search, signs
+from . import changes, docs, feed, opendata, pages, publish, search, signs, urls
 from .errors import Problem, YimatongError
 from .load import Entry, Loaded, load
 from .manifest import Catalog, Manifest, Reuse, catalog
@@ -69,6 +71,15 @@ def _build(data: Path, out: Path, cache: Path, progress: Progress | None, option
     carried = carry_last_good(loaded, previous)
     timer.lap("load")
 
+    # Before the pages: the home page lists the newest changes (feed.recent(feed_xml, 20, present)).
+    last_feed = live / feed.FEED_PATH if live else None
+    present = {urls.enterprise_path(e.permit_no) for e in loaded.entries}  # a removed holder's page is gone
+    tonight = night_changes(loaded, previous, live)
+    last_xml = last_feed.read_bytes() if last_feed and last_feed.exists() else None
+    feed_xml = feed.atom(tonight, last_xml, loaded.site, present=present)
+    (staging / feed.FEED_PATH).write_bytes(feed_xml)
+    timer.lap("changes")
+
     rendered = pages.render(
         loaded,
         staging,
@@ -76,6 +87,7 @@ def _build(data: Path, out: Path, cache: Path, progress: Progress | None, option
         reuse=reuse,
         previous=previous.records if previous else None,
         stale=carried,
+        recent=feed.recent(feed_xml, 20, present),
         workers=options.workers,
     )
     for name, text in docs.json_schema_files(loaded.site.base_url).items():
@@ -90,7 +102,7 @@ def _build(data: Path, out: Path, cache: Path, progress: Progress | None, option
         sign_stats = signs.render_signs(loaded, staging, cache, progress=_stage(progress, "标识牌", "signs"))
         timer.lap("signs")
 
-    files = catalog(staging, live, previous, reuse.keys)
+    files = catalog(staging, live, previous, reuse.keys, reuse.dates)
     problems: list[Problem] = []
     timer.lap("verify")
     manifest = Manifest(files.outputs, _records(loaded, rendered, carried), loaded.site.as_of.isoformat())
@@ -131,6 +143,36 @@ def carry_last_good(loaded: Loaded, previous: Manifest | None) -> dict[str, dict
         }
     loaded.entries.sort(key=lambda e: e.permit_no)
     return carried
+
+
+def night_changes(loaded: Loaded, previous: Manifest | None, live: Path | None) -> list[changes.Change]:
+    """Tonight's changes against the live build's records; none on a first build (no baseline: every
+    holder would be "new"). Last night's view comes from the record store (pruned only after the swap)
+    or, if the cache was wiped, from the live P/<permit>/data.json."""
+    if previous is None or previous.as_of is None:
+        return []
+    before_as_of, as_of = dt.date.fromisoformat(previous.as_of), loaded.site.as_of
+    tonight = {e.permit_no: e for e in loaded.entries}
+    found: list[changes.Change] = []
+    for permit in sorted(tonight.keys() | previous.records.keys()):
+        entry, state = tonight.get(permit), previous.records.get(permit)
+        same = state is not None and entry is not None and state["digest"] == entry.digest
+        if same and as_of.isoformat() < state["stable_until"]:
+            continue  # same record, and no date-driven fact (the permit status) can have moved yet
+        after = loaded.store.get(entry.digest) if entry else None
+        before = None
+        if state is not None:
+            document = live / urls.enterprise_path(permit) / "data.json" if live else None
+            if same:
+                before = after
+            elif loaded.store.has(state["digest"]):
+                before = loaded.store.get(state["digest"])
+            elif document is not None and document.exists():
+                before = changes.from_document(json.loads(document.read_text(encoding="utf-8")))[0]
+            else:
+                continue  # last night's view is lost: say nothing rather than a false "new"
+        found += changes.events(permit, before, after, before_as_of, as_of)
+    return found
 
 
 def _records(loaded: Loaded, rendered: pages.Rendered, carried: dict[str, dict[str, str]]) -> dict[str, Any]:
