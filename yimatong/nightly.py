@@ -16,7 +16,7 @@ from typing import Any
 
 from . import publish
 from .errors import YimatongError
-from .pipeline import BuildResult, Options, Progress, VerificationFailed, build
+from .pipeline import BuildResult, Options, Progress, VerificationFailed, build, tidy
 
 
 def report_path(out: Path) -> Path:
@@ -39,7 +39,7 @@ def _run(
     started: float,
 ) -> int:
     try:
-        result = build(args.data, args.out, args.cache, progress=progress, options=options)
+        result = build(args.data, args.out, args.cache, progress=progress, options=options, keep_old=True)
     except VerificationFailed as err:
         show(err.result)
         write_report(args.out, err.result, None, time.perf_counter() - started)
@@ -53,6 +53,9 @@ def _run(
         uploaded = deploy_out(args)
         result.seconds["deploy"] = round(time.perf_counter() - t, 3)
         status = 0 if uploaded is not None else 1
+    t = time.perf_counter()
+    tidy(result, args.out)
+    result.seconds["tidy"] = round(time.perf_counter() - t, 3)
     write_report(args.out, result, uploaded, time.perf_counter() - started)
     return status
 

@@ -52,12 +52,21 @@ class VerificationFailed(YimatongError):
 
 
 def build(
-    data: Path, out: Path, cache: Path, progress: Progress | None = None, options: Options | None = None
+    data: Path,
+    out: Path,
+    cache: Path,
+    progress: Progress | None = None,
+    options: Options | None = None,
+    keep_old: bool = False,
 ) -> BuildResult:
-    """Build the site for `data` into a staging directory, verify it, then make it the live `out`."""
+    """Build the site for `data` into a staging directory, verify it, then make it the live `out`.
+    `keep_old`: leave the previous tree and stale views for `tidy` (the nightly uploads first)."""
     out = out.resolve()
     with publish.exclusive(out):
-        return _build(data, out, cache, progress, options or Options())
+        result = _build(data, out, cache, progress, options or Options())
+        if not keep_old:
+            tidy(result, out)
+        return result
 
 
 def _build(data: Path, out: Path, cache: Path, progress: Progress | None, options: Options) -> BuildResult:
@@ -116,9 +125,15 @@ def _build(data: Path, out: Path, cache: Path, progress: Progress | None, option
     _checkpoint("swap")
     publish.swap(staging, out, swapped=lambda: _checkpoint("swapped"))
     result.published = True
-    loaded.store.prune({e.digest for e in loaded.entries})
     timer.lap("swap")
     return result
+
+
+def tidy(result: BuildResult, out: Path) -> None:
+    """After publishing (and uploading): drop the previous tree and the views no page shows any more."""
+    publish.cleanup(out)
+    if result.published:
+        result.loaded.store.prune({e.digest for e in result.loaded.entries})
 
 
 def carry_last_good(loaded: Loaded, previous: Manifest | None) -> dict[str, dict[str, str]]:
