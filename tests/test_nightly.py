@@ -186,3 +186,51 @@ def test_killed_right_after_the_swap_the_new_site_is_whole(night_one, tmp_path: 
     done = nightly(data, out, cache, "--no-signs")
     assert done.returncode == 0, done.stderr
     assert not (out.parent / f".{out.name}.staging").exists()
+
+
+def test_a_leak_stops_the_night_and_publishes_nothing(night_one, tmp_path: Path, monkeypatch) -> None:
+    """A template bug that printed a withheld value: verification finds it, the live site stays."""
+    from yimatong import generate, pages
+    from yimatong.pipeline import VerificationFailed
+
+    data, out, cache = fresh_copy(night_one, tmp_path)
+    before = tree(out)
+    secret = next(
+        s for f in sorted((data / "enterprises").glob("*.yaml")) for s in _secrets(f) if generate.SECRET_MARK in s
+    )
+    write = pages.write
+
+    def leaky(staging: Path, path: str, text: str) -> None:
+        write(staging, path, text.replace("</main>", f"<p>{secret}</p></main>") if path == "index.html" else text)
+
+    monkeypatch.setattr(pages, "write", leaky)
+    with pytest.raises(VerificationFailed) as failed:
+        build(data, out, cache, options=Options(signs=False, full=True))
+    assert [p.file for p in failed.value.result.problems] == ["index.html"]
+    assert secret not in str(failed.value.result.problems)  # the report does not repeat it
+    assert tree(out) == before
+
+
+def _secrets(file: Path) -> set[str]:
+    from yimatong.load import read_model
+    from yimatong.public import secrets
+    from yimatong.schema import EnterpriseFile
+
+    record, _ = read_model(file.read_bytes(), EnterpriseFile)
+    return secrets(record) if record else set()
+
+
+def test_a_vanished_permit_stops_the_night_unless_allowed(night_one, tmp_path: Path) -> None:
+    data, out, cache = fresh_copy(night_one, tmp_path)
+    before = tree(out)
+    gone = a_file(data, 9)
+    gone.unlink()
+    refused = nightly(data, out, cache, "--no-signs")
+    assert refused.returncode == 1
+    assert f"P/{gone.stem}/index.html" in refused.stdout + refused.stderr
+    assert tree(out) == before
+    report = json.loads((out.parent / "public.report.json").read_text(encoding="utf-8"))
+    assert report["published"] is False and report["verification"]
+    allowed = nightly(data, out, cache, "--no-signs", "--allow-shrink")
+    assert allowed.returncode == 0, allowed.stderr
+    assert not (out / f"P/{gone.stem}").exists()

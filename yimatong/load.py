@@ -17,7 +17,7 @@ import os
 import pickle
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -50,6 +50,12 @@ class Entry:
     region: str
     category: str
     credit_level: str | None
+    # The values its public view withholds (public.secrets), for the verifier to look for in the
+    # output. Never written anywhere: the manifest leaves them out (`state`).
+    secrets: tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+    def state(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "secrets"}
 
 
 @dataclass
@@ -203,7 +209,8 @@ def record_checks(rec: EnterpriseFile) -> list[Check]:
 def entry_of(record: EnterpriseFile, file: str, digest: str) -> Entry:
     e = record.enterprise
     level = record.credit.level if record.credit else None
-    return Entry(file, digest, record.permit_no, e.name, e.uscc, e.region, record.permit.category, level)
+    hidden = tuple(sorted(secrets(record)))
+    return Entry(file, digest, record.permit_no, e.name, e.uscc, e.region, record.permit.category, level, hidden)
 
 
 # --- many files, in parallel, through the cache -------------------------------------------------
@@ -244,8 +251,8 @@ def _work(batch: list[str]) -> list[tuple[str, str | None, Outcome | None]]:
         record, problems = read_model(raw, EnterpriseFile)
         entry = None
         if record is not None:
-            job.store.put(digest, public_view(record), secrets(record))
             entry = entry_of(record, "", digest)
+            job.store.put(digest, public_view(record), set(entry.secrets))
         out.append((rel, digest, (entry, problems)))
     return out
 

@@ -98,6 +98,25 @@ class Reuse:
         self.keys[path] = key
         if self.live is None or self.previous.key(path) != key:
             return False
+        return self._link(path)
+
+    def carry(self, prefix: str) -> int:
+        """Link every live output under `prefix` as it is: a stage skipped tonight (`--no-signs`)
+        keeps last night's files rather than deleting them from the site and the CDN."""
+        if self.live is None:
+            return 0
+        carried = 0
+        for path, entry in self.previous.outputs.items():
+            if path.startswith(prefix) and self._link(path):
+                if "key" in entry:
+                    self.keys[path] = entry["key"]
+                if "changed" in entry:
+                    self.dates[path] = entry["changed"]
+                carried += 1
+        return carried
+
+    def _link(self, path: str) -> bool:
+        assert self.live is not None
         source = self.live / path
         target = self.staging / path
         try:

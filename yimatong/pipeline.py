@@ -11,11 +11,11 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import changes, docs, feed, opendata, pages, publish, search, signs, urls
+from . import changes, docs, feed, opendata, pages, publish, search, signs, urls, verify
 from .errors import Problem, YimatongError
 from .load import Entry, Loaded, load
 from .manifest import Catalog, Manifest, Reuse, catalog
@@ -107,12 +107,17 @@ def _build(data: Path, out: Path, cache: Path, progress: Progress | None, option
     opendata.write_open_data(loaded, staging, live, progress=_stage(progress, "开放数据", "opendata"))
     timer.lap("open data")
     sign_stats = None
+    signs_absent = False
+    if not options.signs:
+        signs_absent = reuse.carry("signs/") == 0  # none live, or --full: the site goes without
     if options.signs:
         sign_stats = signs.render_signs(loaded, staging, cache, progress=_stage(progress, "标识牌", "signs"))
         timer.lap("signs")
 
     files = catalog(staging, live, previous, reuse.keys, reuse.dates)
-    problems: list[Problem] = []
+    timer.lap("catalog")
+    found = check(staging, loaded, rendered, files, previous, sign_stats, options, signs_absent)
+    problems = verify.errors(found)
     timer.lap("verify")
     manifest = Manifest(files.outputs, _records(loaded, rendered, carried), loaded.site.as_of.isoformat())
     manifest.write(staging)
@@ -136,6 +141,67 @@ def tidy(result: BuildResult, out: Path) -> None:
         result.loaded.store.prune({e.digest for e in result.loaded.entries})
 
 
+def check(
+    staging: Path,
+    loaded: Loaded,
+    rendered: pages.Rendered,
+    files: Catalog,
+    previous: Manifest | None,
+    sign_stats: signs.SignStats | None,
+    options: Options,
+    signs_absent: bool = False,
+) -> list[Problem]:
+    """Verify the staging tree: links, QR targets, pages whole, nothing withheld or personal in it,
+    nothing published last night gone. On an incremental night only what changed is read (the
+    rest was verified the night it was written)."""
+    common = _published_anyway(loaded)
+    mine = {e.permit_no: set(e.secrets) - common for e in loaded.entries}
+    names = {e.name for e in loaded.entries}
+    # Aggregate files are checked by whole fields against every record's withheld values; short
+    # ones (a waste type, a town) are public in other records, so only distinctive ones count there.
+    everyone = {s for e in loaded.entries for s in e.secrets if len(s) >= 8} - common - names
+    before = None
+    if previous is not None:
+        unsigned = {r.permit_no for r in rendered.rows if r.status not in signs.SIGNED_STATUSES}
+        before = {
+            p: o["sha256"]
+            for p, o in previous.outputs.items()
+            if not (p.startswith("signs/") and (signs_absent or p.split("/")[1] in unsigned))
+        }  # a revoked permit's signs go; so do all, in a build without them
+    return verify.verify(
+        staging,
+        loaded.site.base_url,
+        changed=files.changed if previous is not None else None,
+        previous=before,
+        qr_urls=sign_stats.qr_urls if sign_stats else [],
+        secrets=lambda permit: mine.get(permit, ()),
+        all_secrets=everyone,
+        allow_shrink=options.allow_shrink,
+        workers=options.workers or os.cpu_count() or 1,
+        not_built=("signs/",) if signs_absent else (),
+    )
+
+
+def _published_anyway(loaded: Loaded) -> set[str]:
+    """Strings every page shows (the site settings, the regions and their bureaus): a record may
+    withhold one of them in a field, but finding it in the output is no leak."""
+    found: set[str] = set()
+
+    def walk(obj: Any) -> None:
+        if isinstance(obj, dict):
+            for v in obj.values():
+                walk(v)
+        elif isinstance(obj, list):
+            for v in obj:
+                walk(v)
+        elif isinstance(obj, str):
+            found.add(obj.strip())
+
+    walk(loaded.site.model_dump(mode="json"))
+    walk(loaded.regions.model_dump(mode="json"))
+    return found
+
+
 def carry_last_good(loaded: Loaded, previous: Manifest | None) -> dict[str, dict[str, str]]:
     """A record rejected tonight keeps its last good version (seed: a bad export never takes a page
     down). Returns, per carried permit, the date of the data shown and why tonight's was refused."""
@@ -151,7 +217,7 @@ def carry_last_good(loaded: Loaded, previous: Manifest | None) -> dict[str, dict
         problem = errors.get(state["file"])
         if permit in present or problem is None or not loaded.store.has(state["digest"]):
             continue
-        loaded.entries.append(Entry(**state["entry"]))
+        loaded.entries.append(Entry(**state["entry"], secrets=tuple(loaded.store.secrets(state["digest"]))))
         carried[permit] = {
             "data_date": state.get("carried", {}).get("data_date") or state["data_date"] or "",
             "reason": f"{problem.file} 第 {problem.line or '?'} 行 {problem.field}：{problem.message}",
@@ -196,7 +262,7 @@ def _records(loaded: Loaded, rendered: pages.Rendered, carried: dict[str, dict[s
     out: dict[str, Any] = {}
     for unit in rendered.units:
         entry = by_permit[unit.permit_no]
-        state = {"file": entry.file, "digest": entry.digest, "entry": asdict(entry), **unit.state()}
+        state = {"file": entry.file, "digest": entry.digest, "entry": entry.state(), **unit.state()}
         if unit.permit_no in carried:
             state["carried"] = carried[unit.permit_no]
         out[unit.permit_no] = state

@@ -18,8 +18,8 @@ from .schema import Block, EnterpriseFile, Withholdable
 MASK = "＊＊＊"
 # Codes validated against strict patterns: never masked (a USCC can look like an ID number).
 _IDENTIFIERS = frozenset({"permit_no", "uscc", "region", "code", "outlet", "pollutant", "flags", "id"})
-_MOBILE = re.compile(r"(?<![0-9])(?:\+?86[ -]?)?1[3-9][0-9](?:[ -]?[0-9]{4}){2}(?![0-9])")
-_ID_CARD = re.compile(
+MOBILE = re.compile(r"(?<![0-9])(?:\+?86[ -]?)?1[3-9][0-9](?:[ -]?[0-9]{4}){2}(?![0-9])")
+ID_CARD = re.compile(
     r"(?<![0-9A-Za-z])[1-9][0-9]{5}(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9Xx](?![0-9A-Za-z])"
 )
 
@@ -27,7 +27,7 @@ _ID_CARD = re.compile(
 def scrub(text: str) -> str:
     """Mask private mobile numbers and resident ID numbers (GB 11643 shape, any check digit: a
     mistyped number is still somebody's) in free text."""
-    return _MOBILE.sub(MASK, _ID_CARD.sub(MASK, text))
+    return MOBILE.sub(MASK, ID_CARD.sub(MASK, text))
 
 
 def public_view(record: EnterpriseFile) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """Permanent addresses. Pages, QR codes, the sitemap and verification all call these.
 
 Signs are printed on steel and hang for years, so these must never change. Paths use only
-upper-case letters, digits and '/', so a whole URL upper-cased (scheme and host are
-case-insensitive) fits QR alphanumeric mode, giving coarser, easier-to-scan codes.
+upper-case letters, digits and '/', so with the scheme and host upper-cased (they are
+case-insensitive) a URL fits QR alphanumeric mode, giving coarser, easier-to-scan codes.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ def absolute(base_url: str, path: str) -> str:
 
 
 def qr_url(base_url: str, path: str) -> str:
-    """The URL a sign's QR code carries: the permanent address in QR alphanumeric form."""
+    """The URL a sign's QR code carries: the permanent address in QR alphanumeric form. Only the
+    scheme and host are upper-cased (they are case-insensitive); a path prefix of the base URL keeps
+    its case, since web servers match paths case-sensitively (it then costs a byte-mode segment)."""
     parts = urlsplit(base_url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}{path}".upper()
+    return f"{parts.scheme}://{parts.netloc}".upper() + parts.path + path

@@ -1,0 +1,656 @@
+"""Verify a built tree before it goes live: a failed check publishes nothing.
+
+What is checked, and why each check is shaped as it is:
+- Links: every href/src/action of every HTML page (and every URL under base_url in the other text
+  files: sitemap, JSON, CSV, the open-data zips) must name a file of the build. Attributes are
+  found with one regular expression rather than an HTML parser: html.parser reads about 2 MB/s,
+  too slow for 40,000 pages of charts; the templates are ours and always quote attributes.
+  A same-page fragment (href="#x") must name an id on the page; a fragment on another page is not
+  checked (that would mean reading the other page).
+- Pages parse: strict UTF-8, a doctype, `</html>` at the end (a truncated write), one html, head
+  and body, and the main structural elements opened as often as closed. Cheap counts, no tree.
+- QR codes: each sign's URL lies under base_url (scheme and host compared without case: the URL is
+  upper-cased for the QR alphanumeric mode) and names a page of the build. The path prefix of
+  base_url is compared with its case, because web servers compare paths with case.
+- Leaks, in every text file and every member of a zip: resident ID numbers (public.py's pattern,
+  flagged only with a valid GB 11643 check digit, and never when the digits are the credit code
+  of a permit holder of this site), private mobile numbers (public.py's pattern, not inside a
+  longer run of letters or digits, such as a hash), and confidential values.
+  Confidential values are checked two ways. A permit's own files (`P/<permit>/…`, a few pages
+  and its data.json) are searched for each of that record's values as a substring: few values,
+  small files, and `in` is a fast search. Aggregate files (lists, search shards, open data) hold
+  every record: at 100,000 records, GBs of text against ~500,000 values, where a substring search
+  per value would take hours (and a regular expression of 500,000 alternatives is no faster). So
+  their text is cut into fields (JSON strings, CSV cells, HTML text and attribute values, lines)
+  with str.split, and the set of fields is intersected with the set of values, all in C. The
+  trade-off: a value that stands in an aggregate file only inside a longer field (glued into a
+  sentence) is not found there; a leak through the data, a withheld field exported as it is,
+  is a whole field, and the permit's own pages, which carry the same content, are searched by
+  substring. Values shorter than 4 characters are ignored (too common to mean anything).
+  Neither `secrets` nor `all_secrets` may hold a string that the build publishes anyway (a
+  withheld waste name such as 电镀污泥 is public in another record; an authority's name is on
+  every page): `confidential_values` takes out the record's own public strings, and the caller
+  takes out every record's (`public_strings` of each view) and the site settings'.
+- Nothing published disappears: every page and sign path (`P/…`, `signs/…`) of the live build
+  must still exist, and the number of HTML pages may drop by at most 5 %; `allow_shrink` turns
+  both into warnings (a permit withdrawn on purpose).
+
+With `changed` given, only those files are read: the unchanged files were verified on the night
+they were built and their bytes are the same (the caller compares their sha256). Every other check
+(QR codes, disappeared paths, shrink) always looks at the whole tree.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import multiprocessing
+import os
+import posixpath
+import re
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from html import unescape
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import unquote, urlsplit
+
+from pydantic import BaseModel
+
+from .errors import Problem
+from .public import ID_CARD as _ID_CARD
+from .public import MOBILE as _MOBILE  # one definition of what personal data looks like
+from .schema import Block, Withholdable
+
+MIN_SECRET = 4  # shorter confidential values are ignored: too common to mean anything
+MAX_SHRINK = 0.05  # the share of HTML pages that may go without --allow-shrink
+MAX_LISTED = 20  # per kind of whole-tree problem (disappeared paths); the rest are counted
+PARALLEL_FROM = 500  # files to read before a pool of worker processes pays for itself
+CHUNK_CHARS = 8 << 20  # large text files and zip members are read in pieces of this many characters
+
+BINARY = frozenset({".pdf", ".bin", ".png", ".jpg", ".jpeg", ".gif", ".webp", ".ico", ".woff", ".woff2", ".gz"})
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+_PERMIT_DIR = re.compile(r"P/([0-9A-Z]{18})[0-9]{3}[A-Z]/")
+# Elements that the templates always close; html/head/body must also appear exactly once.
+_STRUCTURE = ("html", "head", "body", "main", "header", "footer", "nav", "section", "article", "table", "div")
+_STRUCTURE_TAG = re.compile(r"<(/?)(" + "|".join(_STRUCTURE) + r")[\s>]")  # the templates write lower case
+# Fast hints for public.py's patterns: literal digits first, so `re` scans with a fast search.
+# Each ends like public.py's pattern: not followed by a letter or digit (a hint inside a permit
+# number or a hash fails there, in C, instead of in the Python loop that checks each hint).
+_ID_TAIL = r"[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9Xx](?![0-9A-Za-z])"
+_ID_HINTS = tuple(re.compile(century + _ID_TAIL) for century in ("19", "20", "18"))
+_MOBILE_HINT = re.compile(r"1[3-9][0-9][ -]?[0-9]{4}[ -]?[0-9]{4}(?![0-9])")
+_ATTR = {
+    (name, quote): re.compile(f"{name}={quote}([^{quote}]*){quote}")
+    for name in ("href", "src", "action", "id", "name")
+    for quote in ('"', "'")
+}
+_IGNORED_SCHEMES = ("mailto:", "tel:", "javascript:", "data:", "sms:")
+
+
+def verify(
+    staging: Path,
+    base_url: str,
+    *,
+    changed: set[str] | None,
+    previous: dict[str, str] | None,
+    qr_urls: Iterable[str],
+    secrets: Callable[[str], Iterable[str]] | None = None,
+    all_secrets: Iterable[str] = (),
+    allow_shrink: bool = False,
+    workers: int = 2,
+    not_built: tuple[str, ...] = (),
+) -> list[Problem]:
+    """Every problem of the tree at `staging` (site-relative paths), errors and warnings, sorted.
+
+    `changed`: the site-relative paths new or changed since the live build (None: read every file);
+    `previous`: the live build's files (path -> sha256), None on the first build; `qr_urls`: every
+    URL a sign's QR code carries; `secrets(permit_no)`: that record's confidential strings;
+    `all_secrets`: every record's confidential strings that no record publishes; `not_built`: path
+    prefixes this build leaves out on purpose (signs, with --no-signs and none to carry over): links
+    into them are not followed.
+    """
+    paths = tree(staging)
+    site = Site.of(base_url, paths, not_built)
+    to_read = sorted(paths if changed is None else (set(changed) & paths))
+    wanted = frozenset(v for v in map(str.strip, all_secrets) if len(v) >= MIN_SECRET)
+    job = _Job(staging, site, secrets, wanted)
+    problems = _read_all(job, to_read, workers)
+    problems += check_qr_urls(site, qr_urls)
+    if previous is not None:
+        problems += check_disappeared(paths, previous, allow_shrink)
+        problems += check_shrink(paths, previous, allow_shrink)
+    return sorted(set(problems), key=_order)
+
+
+def _order(p: Problem) -> tuple[str, int, str, str, str]:
+    return (p.file, p.line or 0, p.field, p.message, p.severity)
+
+
+def errors(problems: Iterable[Problem]) -> list[Problem]:
+    return [p for p in problems if p.severity == "error"]
+
+
+def tree(root: Path) -> set[str]:
+    """Every file under root, as site-relative paths with '/' (one scandir walk); dot paths (the
+    build's state and marker, never deployed) are left out."""
+    out: set[str] = set()
+    stack = [(str(root), "")]
+    while stack:
+        directory, prefix = stack.pop()
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, f"{prefix}{entry.name}/"))
+                else:
+                    out.add(prefix + entry.name)
+    return out
+
+
+# --- the site's address space --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Site:
+    scheme: str  # lower case
+    host: str  # lower case
+    prefix: str  # base_url's path, with its case: '/' or '/ymt/'
+    base_url: str
+    paths: frozenset[str] | set[str]
+    usccs: frozenset[str]  # the credit codes of this site's permit holders (they look like ID numbers)
+    not_built: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, base_url: str, paths: set[str], not_built: tuple[str, ...] = ()) -> Site:
+        parts = urlsplit(base_url)
+        usccs = frozenset(m.group(1) for p in paths if p.startswith("P/") and (m := _PERMIT_DIR.match(p)))
+        return cls(parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", base_url, paths, usccs, not_built)
+
+    def target(self, url: str, page: str) -> str | None:
+        """The site path (query and fragment dropped) a link on `page` leads to; None for a link
+        outside this site (another host, mailto:, …). Raises ValueError for a link that cannot
+        lead anywhere on the site."""
+        url = url.strip()
+        if not url or url.startswith("#"):
+            return None
+        if ":" not in url and "%" not in url and not url.startswith("/"):
+            return _relative(page, url)  # the templates' links, ~25 a page: the fast path
+        if url.startswith(self.base_url) and "%" not in url:
+            return _relative("", url[len(self.base_url) :])  # canonical links, open data, sitemap
+        if url.lower().startswith(_IGNORED_SCHEMES):
+            return None
+        parts = urlsplit(url)
+        if parts.scheme or parts.netloc:
+            if parts.scheme.lower() not in ("http", "https", "") or parts.netloc.lower() != self.host:
+                return None
+            if not parts.path.startswith(self.prefix):
+                return None  # the same host, but not this site (another application)
+            path = parts.path[len(self.prefix) :]
+        elif parts.path.startswith("/"):
+            if not parts.path.startswith(self.prefix):
+                raise ValueError(f"以 / 开头的地址不在站点路径 {self.prefix} 之下")
+            path = parts.path[len(self.prefix) :]
+        else:
+            path = _relative(page, parts.path)
+        return unquote(path)
+
+    @property
+    def url_pattern(self) -> re.Pattern[str]:
+        """This site's URLs written out in full, as the build writes them (re caches the pattern)."""
+        return re.compile(re.escape(self.base_url) + r"""[^\s"'<>,\\]*""")
+
+    def exists(self, path: str) -> bool:
+        if self.not_built and path.startswith(self.not_built):
+            return True
+        if path == "" or path.endswith("/"):
+            return f"{path}index.html" in self.paths
+        return path in self.paths or f"{path}/index.html" in self.paths
+
+
+def _relative(page: str, href: str) -> str:
+    """`href` (no scheme, no leading '/') resolved against the directory of `page`."""
+    for mark in ("#", "?"):
+        cut = href.find(mark)
+        if cut >= 0:
+            href = href[:cut]
+    directory = page.rsplit("/", 1)[0].split("/") if "/" in page else []
+    out: list[str] = list(directory)
+    parts = href.split("/")
+    for i, part in enumerate(parts):
+        if part == "..":
+            if not out:
+                raise ValueError("超出站点根目录")
+            out.pop()
+        elif part not in (".", "") or i == len(parts) - 1:
+            out.append(part)
+    if parts[-1] in (".", ".."):
+        out.append("")  # 'x/..' names a directory
+    return "/".join(out)
+
+
+# --- reading files -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Job:
+    staging: Path
+    site: Site
+    secrets: Callable[[str], Iterable[str]] | None
+    all_secrets: frozenset[str]
+    links: dict[tuple[Any, str], str | None] = field(default_factory=dict)  # per process: why broken
+
+
+_JOB: _Job | None = None  # set before the pool forks, read by the workers
+
+
+def _read_all(job: _Job, files: list[str], workers: int) -> list[Problem]:
+    global _JOB
+    _JOB = job
+    try:
+        if workers <= 1 or len(files) < PARALLEL_FROM:
+            return _check_files(files)
+        # Big files (the open-data zips) first, each alone; then the pages in batches.
+        size = {f: (job.staging / f).stat().st_size for f in files}
+        ordered = sorted(files, key=lambda f: -size[f])
+        big = [[f] for f in ordered if size[f] > (1 << 20)]
+        small = [f for f in ordered if size[f] <= (1 << 20)]
+        step = max(50, min(500, len(small) // (workers * 8) or 1))
+        batches = big + [small[i : i + step] for i in range(0, len(small), step)]
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            return list(itertools.chain.from_iterable(pool.imap_unordered(_check_files, batches)))
+    finally:
+        _JOB = None
+
+
+def _check_files(files: list[str]) -> list[Problem]:
+    job = _JOB
+    assert job is not None
+    out: list[Problem] = []
+    for rel in files:
+        out += check_file(job, rel)
+    return out
+
+
+def check_file(job: _Job, rel: str) -> list[Problem]:
+    suffix = posixpath.splitext(rel)[1].lower()
+    if suffix in BINARY:
+        return []
+    path = job.staging / rel
+    if suffix == ".zip":
+        return _check_zip(job, rel, path)
+    if suffix in (".html", ".htm"):
+        raw = path.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            return [Problem(rel, _line_at_byte(raw, err.start), "", "不是有效的 UTF-8 文本（文件损坏或编码错误）")]
+        return check_html(job, rel, text) + check_text(job, rel, text, "html", 1)
+    with path.open("rb") as stream:
+        return _check_stream(job, rel, "", stream, suffix)
+
+
+def _check_zip(job: _Job, rel: str, path: Path) -> list[Problem]:
+    out: list[Problem] = []
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                suffix = posixpath.splitext(info.filename)[1].lower()
+                if info.is_dir() or suffix in BINARY or suffix == ".zip":
+                    continue
+                with archive.open(info) as stream:
+                    out += _check_stream(job, rel, info.filename, stream, suffix)
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        out.append(Problem(rel, None, "", f"zip 文件无法读取：{err}"))
+    return out
+
+
+def _check_stream(job: _Job, rel: str, member: str, stream: IO[bytes], suffix: str) -> list[Problem]:
+    """A text file or zip member, in pieces of whole lines (a 1 GB member is never held at once)."""
+    out: list[Problem] = []
+    kind = suffix.lstrip(".")
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    line = 1
+    try:
+        for chunk in _chunks(text):
+            out += check_text(job, rel, chunk, kind, line, member)
+            line += chunk.count("\n")
+    except UnicodeDecodeError:
+        out.append(Problem(rel, line, member, "不是有效的 UTF-8 文本（文件损坏或编码错误）"))
+    return out
+
+
+def _chunks(text: io.TextIOBase) -> Iterator[str]:
+    while True:
+        piece = text.read(CHUNK_CHARS)
+        if not piece:
+            return
+        if not piece.endswith("\n"):
+            piece += text.readline()  # whole lines only: no value is cut in two
+        yield piece
+
+
+def _line_at_byte(raw: bytes, offset: int) -> int:
+    return raw.count(b"\n", 0, offset) + 1
+
+
+def _line_of(text: str, needle: str, first_line: int) -> int | None:
+    at = text.find(needle)
+    return None if at < 0 else first_line + text.count("\n", 0, at)
+
+
+# --- HTML ----------------------------------------------------------------------------------------
+
+
+def check_html(job: _Job, rel: str, text: str) -> list[Problem]:
+    """Structure and links of one page."""
+    out = check_structure(rel, text)
+    directory = rel.rsplit("/", 1)[0] if "/" in rel else ""
+    depth = directory.count("/") + 1 if directory else 0
+    climb = "../" * depth
+    ids: set[str] | None = None
+    for attr in ("href", "src", "action"):
+        for quoted in sorted(set(_attribute_values(text, attr))):
+            href = unescape(quoted) if "&" in quoted else quoted
+            if href.startswith("#"):
+                if len(href) > 1:
+                    if ids is None:
+                        ids = {unescape(v) for a in ("id", "name") for v in _attribute_values(text, a)}
+                    why = None if unquote(href[1:]) in ids else "页内锚点不存在"
+                else:
+                    why = None
+            else:
+                if ":" in href or href.startswith("/"):
+                    key: tuple[Any, str] = (None, href)  # the same wherever it stands
+                elif depth and href.startswith(climb):
+                    key = (depth, href)  # the navigation: the same on every page as deep
+                else:
+                    key = (directory, href)
+                why = job.links.get(key, _UNSEEN)
+                if why is _UNSEEN:
+                    why = job.links[key] = _why_broken(job.site, href, rel)
+            if why:
+                at = text.find(f'{attr}="{quoted}"')
+                line = text.count("\n", 0, at) + 1 if at >= 0 else None
+                out.append(Problem(rel, line, attr, f"链接 {href} 无效：{why}"))
+    return out
+
+
+_UNSEEN: Any = object()
+
+
+def _why_broken(site: Site, href: str, page: str) -> str | None:
+    try:
+        target = site.target(href, page)
+    except ValueError as err:
+        return str(err)
+    if target is not None and not site.exists(target):
+        return f"指向的 {target or '首页'} 不在本次构建中"
+    return None
+
+
+def _attribute_values(text: str, name: str) -> list[str]:
+    """Every `name="…"` (or '…'): a literal search, which `re` does at memory speed (a pattern
+    that starts with a class such as \\s is tried at every position, ten times slower)."""
+    return _ATTR[name, '"'].findall(text) + _ATTR[name, "'"].findall(text)
+
+
+def check_structure(rel: str, text: str) -> list[Problem]:
+    """A page that a browser would show whole: doctype, `</html>` at the end, and the structural
+    elements balanced (a truncated or half-written page fails at least one of these)."""
+    out: list[Problem] = []
+    head = text.lstrip("\ufeff \t\r\n")[:15].lower()
+    if not head.startswith("<!doctype html"):
+        out.append(Problem(rel, 1, "", "页面不以 <!doctype html> 开头"))
+    if not text[-256:].rstrip().lower().endswith("</html>"):
+        out.append(Problem(rel, text.count("\n") + 1, "", "页面不以 </html> 结尾（文件被截断？）"))
+    counts = Counter(_STRUCTURE_TAG.findall(text))
+    for tag in _STRUCTURE:
+        opened, closed = counts["", tag], counts["/", tag]
+        if tag in ("html", "head", "body") and (opened, closed) != (1, 1):
+            out.append(Problem(rel, None, "", f"页面应有且只有一个 <{tag}> 与 </{tag}>，实有 {opened} 与 {closed} 个"))
+        elif opened != closed:
+            out.append(Problem(rel, None, "", f"<{tag}> 开 {opened} 次、闭 {closed} 次，结构不完整"))
+    return out
+
+
+# --- text: leaks and URLs ------------------------------------------------------------------------
+
+
+def check_text(job: _Job, rel: str, text: str, kind: str, first_line: int, member: str = "") -> list[Problem]:
+    """Personal data, confidential values and (outside HTML) URLs of this site, in one piece of text."""
+    out: list[Problem] = []
+
+    def found(value: str, what: str) -> None:
+        out.append(Problem(rel, _line_of(text, value, first_line), member, f"{what}：{_masked(value)}"))
+
+    for value in id_numbers(text, job.site.usccs):
+        found(value, "出现居民身份证号码")
+    for value in mobile_numbers(text):
+        found(value, "出现个人手机号码")
+    permit = _permit_of(rel)
+    if permit and job.secrets is not None:  # a permit's own files: its own values, as substrings
+        for value in sorted({v for v in map(str.strip, job.secrets(permit)) if len(v) >= MIN_SECRET}):
+            if value in text:
+                found(value, "出现不予公开的内容")
+    elif job.all_secrets:  # aggregate files: everybody's values, as whole fields
+        for value in sorted(fields(text, kind) & job.all_secrets):
+            found(value, "出现不予公开的内容")
+    if kind != "html" and job.site.base_url in text:
+        out += _check_urls(job.site, rel, text, kind, first_line, member)
+    return out
+
+
+def id_numbers(text: str, usccs: frozenset[str] = frozenset()) -> list[str]:
+    """Resident ID numbers (GB 11643) in text: public.py's shape with a valid check digit, except
+    a permit holder's credit code that happens to have the same shape.
+
+    public.py's pattern starts with a character class, which `re` tries at every position; the
+    hints start with a literal century and `re` scans for those at memory speed."""
+    found: dict[int, str] = {}
+    for hint in _ID_HINTS:
+        h = hint.search(text)
+        while h:
+            start = h.start() - 6  # the region code comes before the birth date
+            if start >= 0 and text[start : h.start()].isdigit() and (m := _ID_CARD.match(text, start)):
+                found.setdefault(start, m.group(0))
+            h = hint.search(text, h.start() + 1)  # hints may overlap
+    return [v for _, v in sorted(found.items()) if id_check_ok(v) and v.upper() not in usccs]
+
+
+def id_check_ok(value: str) -> bool:
+    total = sum(int(c) * w for c, w in zip(value[:17], _ID_WEIGHTS, strict=True))
+    return _ID_CHECK[total % 11] == value[17].upper()
+
+
+def mobile_numbers(text: str) -> list[str]:
+    """Private mobile numbers: public.py's pattern, not glued to letters or a decimal point (a hash,
+    a file name or a measurement is not a phone number). Found through a fast hint, as above."""
+    found: dict[int, str] = {}
+    h = _MOBILE_HINT.search(text)
+    while h:
+        at = h.start()
+        starts = [] if at and _glued(text[at - 1]) else [at]
+        if "86" in text[max(0, at - 4) : at]:  # +86 138…, 86-138…
+            starts += [at - 2, at - 3, at - 4]
+        for start in starts:
+            m = _MOBILE.match(text, start) if start >= 0 else None
+            if m:
+                end = m.end()
+                if not (start and _glued(text[start - 1])) and not (end < len(text) and _glued(text[end])):
+                    found.setdefault(start, m.group(0))
+                break
+        # Eleven digits in a row hide no other number; with a separator inside, one may start there.
+        h = _MOBILE_HINT.search(text, h.end() if h.group(0).isdigit() else at + 1)
+    return [v for _, v in sorted(found.items())]
+
+
+def _glued(ch: str) -> bool:
+    return ch.isascii() and (ch.isalnum() or ch in "._")
+
+
+def fields(text: str, kind: str) -> set[str]:
+    """The values a text is made of, as a set of stripped strings: JSON strings, CSV cells, HTML
+    text and attribute values, lines. Cut with str.replace and str.split, which run in C at
+    hundreds of MB/s: a tokenising regular expression here cost more than every other check
+    together, and a Python loop over the pieces as much again."""
+    if kind == "csv":
+        pieces = text.replace('"', ",").replace("\n", ",").split(",")
+    elif kind in ("html", "xml", "svg"):
+        if "&" in text:
+            text = unescape(text)
+        pieces = text.replace(">", "<").replace('"', "<").split("<")
+    else:
+        pieces = text.replace("\n", '"').split('"')
+    out = set(map(str.strip, pieces))
+    if kind not in ("csv", "html", "xml", "svg") and "\\" in text:
+        out.update(_json_unescape(v).strip() for v in pieces if "\\" in v)
+    return out
+
+
+def _json_unescape(s: str) -> str:
+    try:
+        return json.loads(f'"{s}"')
+    except ValueError:
+        return s
+
+
+def _masked(value: str) -> str:
+    """Enough to find it, not enough to spread it further through a log."""
+    keep = 4 if len(value) >= 11 else 1
+    return f"{value[:keep]}…（共 {len(value)} 字符）"
+
+
+def _permit_of(rel: str) -> str | None:
+    if rel.startswith("P/"):
+        end = rel.find("/", 2)
+        return rel[2:end] if end > 0 else None
+    return None
+
+
+def _check_urls(site: Site, rel: str, text: str, kind: str, first_line: int, member: str) -> list[Problem]:
+    """URLs of this site written out in full (sitemap, open data, JSON): each must name a file."""
+    out = []
+    seen: set[str] = set()
+    for url in site.url_pattern.findall(text):
+        if url in seen:
+            continue
+        seen.add(url)
+        try:
+            target = site.target(url, "")
+        except ValueError:
+            continue
+        if target is not None and not site.exists(target):
+            out.append(Problem(rel, _line_of(text, url, first_line), member, f"地址 {url} 不在本次构建中"))
+    return out
+
+
+# --- whole-tree checks ---------------------------------------------------------------------------
+
+
+def check_qr_urls(site: Site, qr_urls: Iterable[str]) -> list[Problem]:
+    """Each QR code's URL lies under base_url and names a page of this build."""
+    out = []
+    base = site.base_url
+    for url in sorted(set(qr_urls)):
+        where = f"二维码 {url}"
+        if not url.lower().startswith(base.lower()):
+            out.append(Problem("signs/", None, "", f"{where} 不在 {base} 之下"))
+            continue
+        parts = urlsplit(url)
+        if not parts.path.startswith(site.prefix):
+            out.append(
+                Problem(
+                    "signs/",
+                    None,
+                    "",
+                    f"{where} 的路径与 base_url 的 {site.prefix} 大小写不同，网站服务器按大小写区分路径",
+                )
+            )
+            continue
+        path = parts.path[len(site.prefix) :]
+        page = f"{path}index.html" if path == "" or path.endswith("/") else path
+        if page not in site.paths or not page.endswith(".html"):
+            out.append(Problem(page, None, "", f"{where} 指向的页面不在本次构建中"))
+    return out
+
+
+def check_disappeared(paths: set[str], previous: dict[str, str], allow_shrink: bool) -> list[Problem]:
+    """Every page and sign of the live build is still there (a printed QR code may point at it)."""
+    gone = sorted(p for p in previous if p.startswith(("P/", "signs/")) and p not in paths)
+    severity = "warning" if allow_shrink else "error"
+    why = "（已用 --allow-shrink 允许）" if allow_shrink else "（如确属撤销，请用 --allow-shrink）"
+    out = [Problem(p, None, "", f"线上已发布的文件在本次构建中消失{why}", severity) for p in gone[:MAX_LISTED]]
+    if len(gone) > MAX_LISTED:
+        rest = len(gone) - MAX_LISTED
+        message = f"此文件及另外 {rest - 1} 个线上已发布的文件在本次构建中消失（共 {len(gone)} 个）{why}"
+        out.append(Problem(gone[MAX_LISTED], None, "", message, severity))
+    return out
+
+
+def check_shrink(paths: set[str], previous: dict[str, str], allow_shrink: bool) -> list[Problem]:
+    """The number of HTML pages dropped by at most MAX_SHRINK."""
+    before = sum(p.endswith(".html") for p in previous)
+    now = sum(p.endswith(".html") for p in paths)
+    if before == 0 or (before - now) / before <= MAX_SHRINK:
+        return []
+    severity = "warning" if allow_shrink else "error"
+    allowed = "（已用 --allow-shrink 允许）" if allow_shrink else "；如确属应当，请用 --allow-shrink"
+    drop = f"{(before - now) / before:.1%}"
+    message = f"页面数由 {before} 降至 {now}（减少 {drop}，上限 {MAX_SHRINK:.0%}）{allowed}"
+    return [Problem("index.html", None, "", message, severity)]
+
+
+# --- confidential values of a record (for the caller) --------------------------------------------
+
+
+def confidential_values(record: BaseModel, view: dict[str, Any] | None = None) -> set[str]:
+    """The strings a record withholds (a withheld block or item, a field in confidential_fields),
+    except those its public view shows anyway and those shorter than MIN_SECRET.
+
+    Only strings: a withheld number (a fine) is not searched for; as text it is too common."""
+    found: set[str] = set()
+    _collect(record, False, found)
+    if view is not None:
+        found -= public_strings(view)
+    return {s for s in found if len(s) >= MIN_SECRET}
+
+
+def public_strings(view: Any) -> set[str]:
+    """Every string of a public view (to take out of the confidential values: they are published)."""
+    out: set[str] = set()
+    stack = [view]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.add(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return out
+
+
+def _collect(obj: Any, hidden: bool, out: set[str]) -> None:
+    if isinstance(obj, BaseModel):
+        withholdable = isinstance(obj, Withholdable)
+        whole = hidden or (withholdable and obj.confidential)
+        fields_hidden = set(obj.confidential_fields) if withholdable else set()
+        for name in type(obj).model_fields:
+            if name in ("confidential", "confidential_fields"):
+                continue
+            if withholdable and not hidden and obj.confidential and name in obj.always_public:
+                continue
+            if isinstance(obj, Block) and name == "source":
+                continue  # a withheld block still names its source
+            _collect(getattr(obj, name), whole or name in fields_hidden, out)
+    elif isinstance(obj, list):
+        for item in obj:
+            _collect(item, hidden, out)
+    elif isinstance(obj, str) and hidden:
+        out.add(obj)
