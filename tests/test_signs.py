@@ -8,8 +8,11 @@ address of a page that exists in the built site.
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import dataclasses
+import datetime as dt
+import hashlib
 import random
 import re
 import shutil
@@ -27,8 +30,9 @@ import zxingcpp
 from pypdf import PdfReader
 from pypdf.generic import ContentStream
 
-from yimatong import signs, urls
+from yimatong import facts, signs, urls
 from yimatong.load import Loaded, iter_views
+from yimatong.manifest import Manifest, Reuse, catalog
 from yimatong.pipeline import BuildResult
 
 MM = signs.MM_PT
@@ -554,21 +558,110 @@ def test_pdf_metadata_is_fixed(rendered: Rendered) -> None:
 # --- what the site publishes -----------------------------------------------------------------
 
 
-def test_city_batches_hold_every_print_variant(rendered: Rendered) -> None:
-    for city in rendered.loaded.regions.cities:
-        for fmt in signs.FORMATS.values():
-            members = [c for p in rendered.permits if p.city.code == city.code for c in p.contents if c.fmt is fmt]
-            path = rendered.staging / signs.batch_path(city.code, fmt)
-            if not members:
-                assert not path.exists()
-                continue
-            reader = PdfReader(path)
-            assert len(reader.pages) == len(members)
-            assert len(reader.outline) == len(members)
-            for page in reader.pages:
-                assert [round(float(v) / MM, 2) for v in page.trimbox] == [0, 0, fmt.width_mm, fmt.height_mm]
-                assert round(float(page.bleedbox[0]) / MM, 2) == -signs.BLEED_MM
-            assert reader.trailer["/ID"][0]
+def test_county_volumes_hold_every_print_variant(rendered: Rendered) -> None:
+    expected: dict[str, list[signs.SignContent]] = {}
+    for p in rendered.permits:
+        for c in p.contents:
+            expected.setdefault(signs.volume_path(p.city.code, p.region, c.fmt), []).append(c)
+    published = {
+        p.relative_to(rendered.staging).as_posix() for p in rendered.staging.glob("signs/[0-9]*/*.pdf") if p.is_file()
+    }
+    published = {p for p in published if re.fullmatch(r"signs/\d{6}/\d{6}-.*", p)}
+    assert published == set(expected), "one volume per county and format, and nothing else"
+    for path, members in expected.items():
+        fmt = members[0].fmt
+        reader = PdfReader(rendered.staging / path)
+        assert len(reader.pages) == len(members)
+        ordered = sorted(members, key=lambda c: (c.name, c.permit_no, c.outlet or ""))
+        assert [item.title for item in reader.outline] == [signs._bookmark(c) for c in ordered]
+        for page in reader.pages:
+            assert [round(float(v) / MM, 2) for v in page.trimbox] == [0, 0, fmt.width_mm, fmt.height_mm]
+            assert round(float(page.bleedbox[0]) / MM, 2) == -signs.BLEED_MM
+        assert reader.trailer["/ID"][0]
+
+
+class _Views:
+    """A record store in memory: what the sign stage reads of one (a view by digest)."""
+
+    def __init__(self, views: dict[str, dict[str, Any]]) -> None:
+        self.views = views
+
+    def get(self, digest: str) -> dict[str, Any]:
+        return copy.deepcopy(self.views[digest])
+
+
+def _renamed(loaded: Loaded, permit_no: str, name: str) -> Loaded:
+    """Tonight's export: one record's enterprise renamed (a new file, so a new digest)."""
+    views = {}
+    entries = []
+    for e in loaded.entries:
+        view = loaded.store.get(e.digest)
+        if e.permit_no == permit_no:
+            view["enterprise"]["name"] = name
+            e = dataclasses.replace(e, digest=hashlib.sha256(name.encode()).hexdigest(), name=name)
+        views[e.digest] = view
+        entries.append(e)
+    return dataclasses.replace(loaded, entries=entries, store=_Views(views))
+
+
+def test_a_night_with_one_renamed_enterprise_redoes_only_its_signs(rendered: Rendered, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    shutil.copytree(rendered.cache, cache)  # a copy: the session's cache stays as it was
+    first, second = tmp_path / "first", tmp_path / "second"
+    reuse = Reuse(None, None, first)
+    signs.render_signs(rendered.loaded, first, cache, reuse=reuse, workers=1)
+    live = Manifest(catalog(first, None, None, reuse.keys, reuse.dates).outputs)
+
+    target = next(p for p in rendered.permits if p.contents)
+    tonight = _renamed(rendered.loaded, target.permit_no, "改名后的测试环保科技有限公司")
+    stats = signs.render_signs(tonight, second, cache, reuse=Reuse(first, live, second), workers=1)
+
+    assert stats.planned == 1, "only the changed record's view is read"
+    assert (stats.rendered, stats.reused) == (len(target.contents), len(rendered.contents) - len(target.contents))
+    changed_volumes = {signs.volume_path(target.city.code, target.region, c.fmt) for c in target.contents}
+    assert stats.volumes == len(changed_volumes)
+
+    def same(path: str) -> bool:
+        return (first / path).stat().st_ino == (second / path).stat().st_ino
+
+    for permit in rendered.permits:
+        for content in permit.contents:
+            for path in signs.sign_paths(content):
+                assert same(path) == (permit is not target), path
+            volume = signs.volume_path(permit.city.code, permit.region, content.fmt)
+            assert same(volume) == (volume not in changed_volumes), volume
+    gate = signs.sign_paths(target.contents[0])[0]
+    assert "改名后的测试环保科技有限公司" in "".join(c.ch for c in _chars(second / gate))
+    for page in first.glob("signs/[0-9]*/index.html"):
+        path = page.relative_to(first).as_posix()
+        assert same(path) == (path != f"signs/{target.city.code}/index.html"), path
+    assert {p.relative_to(first) for p in first.rglob("*")} == {p.relative_to(second) for p in second.rglob("*")}
+    assert stats.qr_urls == sorted({c.qr_url for c in rendered.contents})
+
+
+def test_a_permit_that_expires_overnight_loses_its_signs_without_a_new_export(
+    rendered: Rendered, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    shutil.copytree(rendered.cache, cache)
+    loaded = rendered.loaded
+    signs.render_signs(loaded, tmp_path / "0", cache, workers=1)
+    # The next day: only records whose signs or listing entry the date could change are planned again.
+    day = loaded.site.as_of + dt.timedelta(days=1)
+    due = [e for e, v in iter_views(loaded) if (u := facts.stable_until(v, loaded.site.as_of)) and u <= day]
+    next_day = dataclasses.replace(loaded, site=loaded.site.model_copy(update={"as_of": day}))
+    assert signs.render_signs(next_day, tmp_path / "1", cache, workers=1).planned == len(due)
+    target = next(p for p in rendered.permits if p.contents)
+    view = loaded.store.get(next(e.digest for e in loaded.entries if e.permit_no == target.permit_no))
+    expired = dt.date.fromisoformat(view["permit"]["valid_until"]) + dt.timedelta(days=1)
+    later = dataclasses.replace(loaded, site=loaded.site.model_copy(update={"as_of": expired}))
+    stats = signs.render_signs(later, tmp_path / "2", cache, workers=1)
+    assert stats.planned >= 1 and stats.rendered == 0
+    assert not (tmp_path / "2" / signs.sign_paths(target.contents[0])[0]).exists()
+    assert target.contents[0].qr_url not in stats.qr_urls
+    city_page = (tmp_path / "2" / "signs" / target.city.code / "index.html").read_text(encoding="utf-8")
+    section = city_page.split(f'<section id="{target.permit_no}">')[1].split("</section>")[0]
+    assert "许可证状态：已过期，不提供标识牌" in section
 
 
 def test_listing_pages_link_every_download(rendered: Rendered) -> None:

@@ -111,7 +111,9 @@ def _build(data: Path, out: Path, cache: Path, progress: Progress | None, option
     if not options.signs:
         signs_absent = reuse.carry("signs/") == 0  # none live, or --full: the site goes without
     if options.signs:
-        sign_stats = signs.render_signs(loaded, staging, cache, progress=_stage(progress, "标识牌", "signs"))
+        sign_stats = signs.render_signs(
+            loaded, staging, cache, reuse=reuse, progress=_stage(progress, "标识牌", "signs"), workers=options.workers
+        )
         timer.lap("signs")
 
     files = catalog(staging, live, previous, reuse.keys, reuse.dates)

@@ -2,8 +2,8 @@
 
 Each permit in force gets a gate sign (450 × 620 mm) and each of its outlets and solid-waste
 facilities two outlet signs (sample 1, 105 × 148.5 mm; sample 2, 210 × 297 mm). Every sign is
-published at trim size and as a print variant with 3 mm bleed and crop marks; per city, one batch
-PDF per format collects the print variants for a print shop.
+published at trim size and as a print variant with 3 mm bleed and crop marks; per county, one batch
+PDF per format collects the print variants for a print shop (the city page lists its counties').
 
 How a sign is made, and why:
 - `SignContent` is exactly what a sign shows, built only from the public view. It is also the
@@ -19,6 +19,11 @@ How a sign is made, and why:
   costs about 140 kB per PDF. The signs therefore use a prepared copy of the Black face (GB 2312,
   ASCII and punctuation, TrueType outlines), built once into the cache: about 15 kB per sign.
   Characters outside it fall back to the system's Noto Sans CJK SC Black: the same design.
+- A night costs what changed. The plan cache keeps each record's signs and keys by the record's
+  digest (valid until the date could change its status: `facts.stable_until`), so only changed records'
+  views are read. Every published file has a key (a sign: its cache key; a county volume: its
+  members' keys; a listing page: what it shows) and is a hard link of the live build's file when
+  the key is the same (`manifest.Reuse`), else of the cached PDF: nothing is copied.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import io
 import itertools
 import multiprocessing
 import os
+import pickle
 import shutil
 import subprocess
 from collections import defaultdict
@@ -41,15 +47,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from . import facts, pages, urls
-from .context import Common, root_of
+from .context import Common, Stamp, root_of
 from .errors import YimatongError
 from .identifiers import city_code
-from .load import Loaded, iter_views
+from .load import Entry, Loaded, iter_views
+from .manifest import Reuse, files_key, key_of
 from .schema import City, Site
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -798,11 +805,10 @@ def merge_pdfs(parts: Iterable[tuple[bytes, str]], title: str) -> bytes:
 
 
 class SignCache:
-    """Rendered PDFs under the build's cache dir, by sign key; batches by their members' keys."""
+    """Rendered PDFs under the build's cache dir, by sign key; city volumes by their members' keys."""
 
     def __init__(self, cache_dir: Path) -> None:
         self.root = cache_dir / "signs"
-        self.used: set[Path] = set()
 
     def paths(self, key: str) -> tuple[Path, Path]:
         folder = self.root / "pdf" / key[:2]
@@ -820,11 +826,20 @@ class SignCache:
         tmp.write_bytes(data)
         tmp.replace(path)
 
-    def prune(self, font: Path) -> None:
-        """Drop what this build did not use, so the cache stays the size of one site."""
-        for sub in ("pdf", "batch"):
+    def drop(self, keys: Iterable[str]) -> None:
+        """Forget signs no longer published (a published copy is a hard link and stays)."""
+        for key in keys:
+            for path in self.paths(key):
+                path.unlink(missing_ok=True)
+
+    def prune(self, font: Path, signs: set[str] | None, batches: set[str]) -> None:
+        """Drop what this build did not use, so the cache stays the size of one site. With `signs`
+        None the sign PDFs were already pruned by key (`drop`): walking 660,000 files every night
+        to find the few that went would cost more than the rest of a quiet night's stage."""
+        subs = [("batch", batches)] if signs is None else [("pdf", signs), ("batch", batches)]
+        for sub, used in subs:
             for path in (self.root / sub).rglob("*.pdf"):
-                if path not in self.used:
+                if path.stem.removesuffix("-print") not in used:
                     path.unlink(missing_ok=True)
         for path in self.root.glob("sign-font-*.ttf"):
             if path != font:
@@ -880,14 +895,7 @@ def render_missing(
                 progress(done)
 
 
-# --- the stage -----------------------------------------------------------------------------------
-
-
-@dataclass
-class SignStats:
-    rendered: int = 0  # signs rendered this run (each: a trim and a print PDF)
-    reused: int = 0  # signs taken from the cache
-    written: int = 0  # files written into the site: sign PDFs, city batches, listing pages
+# --- the plan: which signs each permit gets, cached per record -----------------------------------
 
 
 @dataclass(frozen=True)
@@ -909,53 +917,192 @@ class PermitSigns:
     status: str
     outlets: tuple[PermitOutlet, ...]
     contents: tuple[SignContent, ...]
+    region: str = ""  # the county (or city) code: the volume its signs go into
+    keys: tuple[str, ...] = ()  # the contents' cache keys (sign_key), when planned for rendering
+
+
+class Planned(NamedTuple):
+    """What the plan cache keeps per record (plain tuples: 100,000 of them load in well under a
+    second, where unpickling the records' views takes a minute)."""
+
+    as_of: dt.date  # planned for this date ...
+    until: dt.date | None  # ... and valid before this one (facts.stable_until: the status may change)
+    permit_no: str
+    name: str
+    region: str
+    county: str | None
+    status: str
+    outlets: tuple[tuple[str, str, str], ...]
+    contents: tuple[tuple[Any, ...], ...]  # SignContent fields
+    keys: tuple[str, ...]
+    sizes: tuple[tuple[int, int], ...] | None  # the published PDFs' sizes, once known
+
+    def valid_on(self, as_of: dt.date) -> bool:
+        return self.as_of <= as_of and (self.until is None or as_of < self.until)
+
+
+def plan_record(
+    entry: Entry, view: dict[str, Any], site: Site, cities: dict[str, City], renderer: str | None
+) -> Planned:
+    """One permit's signs (none when not in force), from its public view only."""
+    city = cities[city_code(entry.region)]
+    status = facts.permit_status(view, site.as_of)
+    contents = signs_for(view, site, city.bureau) if status in SIGNED_STATUSES else []
+    outlets = tuple((o["code"], o["name"], o["kind"]) for o in view["permit"].get("outlets", []))
+    county = next((k.name for k in city.counties if k.code == entry.region), None)
+    return Planned(
+        site.as_of,
+        facts.stable_until(view, site.as_of),
+        view["permit_no"],
+        view["enterprise"]["name"],
+        entry.region,
+        county,
+        status,
+        outlets,
+        tuple(dataclasses.astuple(c) for c in contents),
+        tuple(sign_key(c, renderer) for c in contents) if renderer else (),
+        None,
+    )
+
+
+def _permit(row: Planned, cities: dict[str, City]) -> PermitSigns:
+    return PermitSigns(
+        row.permit_no,
+        row.name,
+        cities[city_code(row.region)],
+        row.county,
+        row.status,
+        tuple(PermitOutlet(*o) for o in row.outlets),
+        tuple(SignContent(*c) for c in row.contents),
+        row.region,
+        row.keys,
+    )
+
+
+# What a plan is made of besides the record and the settings: this code, the facts, the addresses.
+_PLAN_CODE = [Path(__file__).with_name(n) for n in ("signs.py", "facts.py", "urls.py", "identifiers.py")]
+
+
+class PlanCache:
+    """Every record's `Planned`, by entry digest, in one pickle per settings (site.yaml but its
+    as_of, regions.yaml, this code, the renderer): a night unpickles only the changed records'
+    views, and those whose plan the date has run out on (`Planned.valid_on`)."""
+
+    def __init__(self, cache_dir: Path, site: Site, regions: Any, renderer: str) -> None:
+        settings = key_of(
+            site.model_dump(mode="json", exclude={"as_of"}),
+            regions.model_dump(mode="json"),
+            renderer,
+            files_key(_PLAN_CODE),
+        )
+        self.root = cache_dir / "signs"
+        self.path = self.root / f"plan-{settings}.pickle"
+        self.rows: dict[str, Planned] | None = None  # None: no plan for these settings yet
+        with contextlib.suppress(OSError, pickle.UnpicklingError, EOFError, AttributeError, TypeError):
+            rows = pickle.loads(self.path.read_bytes())
+            if isinstance(rows, dict):
+                self.rows = rows
+
+    def save(self, rows: dict[str, Planned]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL))
+        tmp.replace(self.path)
+        for other in self.root.glob("plan-*.pickle"):
+            if other != self.path:
+                other.unlink(missing_ok=True)
 
 
 def plan(loaded: Loaded) -> list[PermitSigns]:
     """Every permit with the signs it gets (none when not in force), from the public view only."""
-    site = loaded.site
     cities = {c.code: c for c in loaded.regions.cities}
-    place = pages.places(loaded.regions)
-    out = []
-    for entry, view in iter_views(loaded):
-        city = cities[city_code(entry.region)]
-        status = facts.permit_status(view, site.as_of)
-        contents = signs_for(view, site, city.bureau) if status in SIGNED_STATUSES else []
-        outlets = tuple(PermitOutlet(o["code"], o["name"], o["kind"]) for o in view["permit"].get("outlets", []))
-        name = view["enterprise"]["name"]
-        county = place(entry.region).county
-        out.append(PermitSigns(view["permit_no"], name, city, county, status, outlets, tuple(contents)))
-    return out
+    return [_permit(plan_record(e, v, loaded.site, cities, None), cities) for e, v in iter_views(loaded)]
+
+
+def _plan_all(loaded: Loaded, previous: dict[str, Planned], renderer: str) -> tuple[dict[str, Planned], int]:
+    """Tonight's rows, in entry order: last night's where still valid, the rest from the views;
+    and how many were planned from the views."""
+    as_of = loaded.site.as_of
+    cities = {c.code: c for c in loaded.regions.cities}
+
+    def current(entry: Entry) -> bool:
+        row = previous.get(entry.digest)
+        return row is not None and row.valid_on(as_of)
+
+    stale = [e for e in loaded.entries if not current(e)]
+    planned = {e.digest: plan_record(e, v, loaded.site, cities, renderer) for e, v in iter_views(loaded, stale)}
+    rows = {e.digest: planned[e.digest] if e.digest in planned else previous[e.digest] for e in loaded.entries}
+    return rows, len(stale)
+
+
+# --- the stage -----------------------------------------------------------------------------------
+
+
+@dataclass
+class SignStats:
+    rendered: int = 0  # signs rendered this run (each: a trim and a print PDF)
+    reused: int = 0  # signs not rendered: from the cache or the live build
+    written: int = 0  # files put into the site: sign PDFs, county volumes, listing pages
+    linked: int = 0  # ... of which hard links of the live build's file (Reuse: same key)
+    planned: int = 0  # records whose view was read to plan their signs (the rest: the plan cache)
+    volumes: int = 0  # county volumes merged this run (the rest were unchanged)
+    qr_urls: list[str] = dataclasses.field(default_factory=list)  # of every published sign, sorted
 
 
 def render_signs(
     loaded: Loaded,
     staging: Path,
     cache_dir: Path,
+    reuse: Reuse | None = None,
     progress: Callable[[int, int], None] | None = None,
     workers: int | None = None,
 ) -> SignStats:
-    """Write every sign of every permit in force into staging/signs/, with the per-city batches
-    and the listing pages. Signs whose content is unchanged come from the cache."""
+    """Write every sign of every permit in force into staging/signs/, with the county volumes and
+    the listing pages. Signs whose content is unchanged come from the cache; files the live build
+    made from the same key are hard links of it (`reuse`)."""
+    reuse = reuse or Reuse(None, None, staging)
     stats = SignStats()
     font = prepare_font(cache_dir)
     renderer_id = renderer_version(font)
     cache = SignCache(cache_dir)
-    permits = plan(loaded)
-    keys = {c: sign_key(c, renderer_id) for p in permits for c in p.contents}
-    todo = [(c, k) for c, k in keys.items() if not cache.has(k)]
-    total = len(keys)
-    stats.reused = total - len(todo)
+    plans = PlanCache(cache_dir, loaded.site, loaded.regions, renderer_id)
+    previous = plans.rows or {}
+    rows, stats.planned = _plan_all(loaded, previous, renderer_id)
+    cities = {c.code: c for c in loaded.regions.cities}
+    permits = {digest: _permit(row, cities) for digest, row in rows.items()}
+    # Only re-planned records can have signs the cache lacks; a cached file lost since is found
+    # when it is published, and rendered then.
+    todo = {
+        k: c
+        for digest, row in rows.items()
+        if previous.get(digest) is not row
+        for c, k in zip(permits[digest].contents, row.keys, strict=True)
+        if not cache.has(k)
+    }
+    total = sum(len(row.keys) for row in rows.values())
 
     def advance(done: int) -> None:
         stats.rendered += done
         if progress:
-            progress(stats.reused + stats.rendered, total)
+            progress(total - len(todo) + stats.rendered, total)
 
-    render_missing(todo, font, cache_dir, workers or os.cpu_count() or 1, advance)
-    cities = _publish_all(loaded, permits, keys, cache, staging, stats)
-    stats.written += _listing_pages(loaded.site, staging, cities)
-    cache.prune(font)
+    render_missing([(c, k) for k, c in todo.items()], font, cache_dir, workers or os.cpu_count() or 1, advance)
+    publisher = _Publisher(cache, staging, reuse, stats, lambda chunk: advance(_render_chunk(font, cache_dir, chunk)))
+    sizes = {digest: publisher.signs(permits[digest], row.sizes) for digest, row in rows.items()}
+    stats.reused = total - stats.rendered
+    city_signs = publisher.cities(loaded, list(permits.values()), sizes)
+    stats.written += _listing_pages(loaded.site, staging, city_signs, reuse, stats)
+    stats.qr_urls = sorted({c.qr_url for p in permits.values() for c in p.contents})
+
+    tonight = {d: row if row.sizes == sizes[d] else row._replace(sizes=sizes[d]) for d, row in rows.items()}
+    if tonight != previous:
+        plans.save(tonight)
+    used = {k for row in rows.values() for k in row.keys}
+    if plans.rows is None:  # no plan of these settings: the cache may hold anything
+        cache.prune(font, used, publisher.batches)
+    else:
+        cache.drop({k for row in previous.values() for k in row.keys} - used)
+        cache.prune(font, None, publisher.batches)
     return stats
 
 
@@ -971,10 +1118,19 @@ class Download:
 
 @dataclass(frozen=True)
 class Batch:
-    """A city's print variants of one format, in one PDF."""
+    """A county's print variants of one format, in one PDF."""
 
     download: Download
     count: int
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A county's batches (the city's own when a permit holder is registered at city level)."""
+
+    region: str
+    label: str
+    batches: dict[str, Batch]  # by format key
 
 
 @dataclass(frozen=True)
@@ -1012,12 +1168,16 @@ class CitySigns:
     name: str
     bureau: str
     href: str  # the city's listing page, site-relative
-    batches: dict[str, Batch]  # by format key
+    volumes: list[Volume]
     enterprises: list[EnterpriseSigns]
 
     @property
     def sign_count(self) -> int:
         return sum((e.gate is not None) + sum(len(o.signs) for o in e.outlets) for e in self.enterprises)
+
+    def count(self, fmt: str) -> int:
+        """Signs of one format in the city."""
+        return sum(v.batches[fmt].count for v in self.volumes if fmt in v.batches)
 
 
 def sign_paths(content: SignContent) -> tuple[str, str]:
@@ -1028,9 +1188,12 @@ def sign_paths(content: SignContent) -> tuple[str, str]:
     return f"{base}.pdf", f"{base}-print.pdf"
 
 
-def batch_path(city: str, fmt: Format) -> str:
+def volume_path(city: str, region: str, fmt: Format) -> str:
+    """A county's batch of one format. Per county, not per city: at 100,000 permits a city's batch
+    would hold ~7,000 signs (100 MB, 20 s of merging) and change every night; a county's changes
+    only when one of its signs does, and its path stays put when signs elsewhere come and go."""
     kind = "gate" if fmt is GATE else "outlet"
-    return f"signs/{city}/{city}-{kind}-{fmt.slug}-print.pdf"
+    return f"signs/{city}/{region}-{kind}-{fmt.slug}-print.pdf"
 
 
 def _publish(source: Path, target: Path) -> int:
@@ -1039,8 +1202,13 @@ def _publish(source: Path, target: Path) -> int:
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(source, target)
+    except FileExistsError:  # half of a pair the live build had: replace the entry, never its bytes
+        target.unlink()
+        os.link(source, target)
     except OSError:
-        shutil.copyfile(source, target)
+        if not source.exists():
+            raise FileNotFoundError(source) from None
+        shutil.copyfile(source, target)  # another file system
     return source.stat().st_size
 
 
@@ -1048,46 +1216,111 @@ def _kb(size: int) -> int:
     return max(1, round(size / 1024))
 
 
-def _publish_all(
-    loaded: Loaded,
-    permits: list[PermitSigns],
-    keys: dict[SignContent, str],
-    cache: SignCache,
-    staging: Path,
-    stats: SignStats,
-) -> list[CitySigns]:
-    by_city: dict[str, list[PermitSigns]] = defaultdict(list)
-    for permit in permits:
-        by_city[permit.city.code].append(permit)
-    out = []
-    for city in loaded.regions.cities:
-        enterprises = []
-        members: dict[str, list[SignContent]] = defaultdict(list)
-        for permit in by_city.get(city.code, []):
-            items = {}
-            for content in permit.contents:
-                sources = cache.paths(keys[content])
-                cache.used.update(sources)
-                targets = sign_paths(content)
-                sizes = [_publish(src, staging / dst) for src, dst in zip(sources, targets, strict=True)]
-                stats.written += 2
-                items[content] = SignItem(
-                    content.fmt,
-                    Download("成品 PDF", targets[0], _kb(sizes[0])),
-                    Download("印刷版 PDF", targets[1], _kb(sizes[1])),
-                )
-                members[content.format].append(content)
-            enterprises.append(_enterprise_signs(permit, items))
-        batches = {}
-        for fmt in FORMATS.values():
-            if members.get(fmt.key):
-                size = _batch(cache, members[fmt.key], keys, city, fmt, staging / batch_path(city.code, fmt))
-                download = Download("印刷版 PDF", batch_path(city.code, fmt), _kb(size))
-                batches[fmt.key] = Batch(download, len(members[fmt.key]))
-                stats.written += 1
-        enterprises.sort(key=lambda e: (e.name, e.permit_no))
-        out.append(CitySigns(city.code, city.name, city.bureau, f"signs/{city.code}/", batches, enterprises))
-    return out
+@lru_cache(maxsize=1)
+def _merge_version() -> str:
+    """What a volume's bytes depend on besides its members: the merging code and the libraries."""
+    code = "".join(inspect.getsource(f) for f in (merge_pdfs, _bookmark, _volume_title))
+    return hashlib.blake2b((code + _producer()).encode(), digest_size=8).hexdigest()
+
+
+class _Publisher:
+    """Puts the signs and county volumes into staging: the live build's file when it was made from
+    the same key (`Reuse.link`), else a hard link of the cached PDF."""
+
+    def __init__(
+        self,
+        cache: SignCache,
+        staging: Path,
+        reuse: Reuse,
+        stats: SignStats,
+        render: Callable[[list[tuple[SignContent, str]]], None],
+    ) -> None:
+        self.cache, self.staging, self.reuse, self.stats, self.render = cache, staging, reuse, stats, render
+        self.batches: set[str] = set()  # the volumes' cache keys in use
+
+    def signs(self, permit: PermitSigns, known: tuple[tuple[int, int], ...] | None) -> tuple[tuple[int, int], ...]:
+        """A permit's sign PDFs into staging; their sizes (known from last night when unchanged)."""
+        out = []
+        for i, (content, key) in enumerate(zip(permit.contents, permit.keys, strict=True)):
+            paths = sign_paths(content)
+            self.stats.written += 2
+            if self.reuse.link_all(list(paths), key):
+                self.stats.linked += 2
+                sizes = known[i] if known else tuple((self.staging / p).stat().st_size for p in paths)
+            else:
+                try:
+                    sizes = self._from_cache(paths, key)
+                except FileNotFoundError:  # deleted from the cache since it was planned
+                    self.render([(content, key)])
+                    sizes = self._from_cache(paths, key)
+            out.append((sizes[0], sizes[1]))
+        return tuple(out)
+
+    def _from_cache(self, paths: tuple[str, str], key: str) -> tuple[int, ...]:
+        return tuple(_publish(src, self.staging / p) for src, p in zip(self.cache.paths(key), paths, strict=True))
+
+    def cities(
+        self, loaded: Loaded, permits: list[PermitSigns], sizes: dict[str, tuple[tuple[int, int], ...]]
+    ) -> list[CitySigns]:
+        by_city: dict[str, list[tuple[PermitSigns, tuple[tuple[int, int], ...]]]] = defaultdict(list)
+        for permit, size in zip(permits, sizes.values(), strict=True):
+            by_city[permit.city.code].append((permit, size))
+        out = []
+        for city in loaded.regions.cities:
+            enterprises = []
+            members: dict[tuple[str, str], list[tuple[SignContent, str]]] = defaultdict(list)
+            for permit, size in by_city.get(city.code, []):
+                items = {}
+                for content, key, (trim, printed) in zip(permit.contents, permit.keys, size, strict=True):
+                    paths = sign_paths(content)
+                    items[content] = SignItem(
+                        content.fmt,
+                        Download("成品 PDF", paths[0], _kb(trim)),
+                        Download("印刷版 PDF", paths[1], _kb(printed)),
+                    )
+                    members[(permit.region, content.format)].append((content, key))
+                enterprises.append(_enterprise_signs(permit, items))
+            volumes = []
+            labels = {city.code: city.name, **{k.code: f"{city.name}{k.name}" for k in city.counties}}
+            for region in sorted({r for r, _ in members}, key=lambda r: (r != city.code, r)):
+                label = labels.get(region, f"{city.name} {region}")
+                batches = {
+                    fmt.key: self.volume(city.code, region, label, fmt, members[(region, fmt.key)])
+                    for fmt in FORMATS.values()
+                    if members.get((region, fmt.key))
+                }
+                volumes.append(Volume(region, label, batches))
+            enterprises.sort(key=lambda e: (e.name, e.permit_no))
+            out.append(CitySigns(city.code, city.name, city.bureau, f"signs/{city.code}/", volumes, enterprises))
+        return out
+
+    def volume(self, city: str, region: str, label: str, fmt: Format, members: list[tuple[SignContent, str]]) -> Batch:
+        """One county's print variants of one format as one PDF, by its members' keys."""
+        members = sorted(members, key=lambda m: (m[0].name, m[0].permit_no, m[0].outlet or ""))
+        title = _volume_title(label, fmt)
+        key = hashlib.blake2b(
+            "\n".join([title, _merge_version(), *(k for _, k in members)]).encode(), digest_size=16
+        ).hexdigest()
+        path = volume_path(city, region, fmt)
+        self.batches.add(key)
+        self.stats.written += 1
+        if self.reuse.link(path, key):
+            self.stats.linked += 1
+            size = (self.staging / path).stat().st_size
+        else:
+            cached = self.cache.batch(key)
+            if not cached.exists():
+                # The published print PDFs: the same bytes as the cached ones, and there even when
+                # they came from the live build (a cache emptied since).
+                parts = [((self.staging / sign_paths(c)[1]).read_bytes(), _bookmark(c)) for c, _ in members]
+                self.cache.put(cached, merge_pdfs(parts, title))
+                self.stats.volumes += 1
+            size = _publish(cached, self.staging / path)
+        return Batch(Download("印刷版 PDF", path, _kb(size)), len(members))
+
+
+def _volume_title(label: str, fmt: Format) -> str:
+    return f"{label} {fmt.title} {fmt.size_label} 印刷版（出血 {BLEED_MM:g} mm）"
 
 
 def _enterprise_signs(permit: PermitSigns, items: dict[SignContent, SignItem]) -> EnterpriseSigns:
@@ -1107,21 +1340,6 @@ def _enterprise_signs(permit: PermitSigns, items: dict[SignContent, SignItem]) -
         gate,
         outlets,
     )
-
-
-def _batch(
-    cache: SignCache, contents: list[SignContent], keys: dict[SignContent, str], city: City, fmt: Format, target: Path
-) -> int:
-    """One city's print variants of one format as one PDF, cached by its members' keys."""
-    contents = sorted(contents, key=lambda c: (c.name, c.permit_no, c.outlet or ""))
-    title = f"{city.name} {fmt.title} {fmt.size_label} 印刷版（出血 {BLEED_MM:g} mm）"
-    key = hashlib.blake2b("\n".join([title, *(keys[c] for c in contents)]).encode(), digest_size=16).hexdigest()
-    path = cache.batch(key)
-    if not path.exists():
-        parts = [(cache.paths(keys[c])[1].read_bytes(), _bookmark(c)) for c in contents]
-        cache.put(path, merge_pdfs(parts, title))
-    cache.used.add(path)
-    return _publish(path, target)
 
 
 def _bookmark(content: SignContent) -> str:
@@ -1165,21 +1383,46 @@ def _format_specs() -> list[FormatSpec]:
     return specs
 
 
-def _listing_pages(site: Site, staging: Path, cities: list[CitySigns]) -> int:
+def _listing_code() -> str:
+    """The listing pages' templates (base.html and its macros included) and the code behind them."""
+    layouts = sorted(pages.LAYOUTS.glob("*.html"))
+    code = [Path(__file__).with_name(n) for n in ("signs.py", "pages.py", "context.py", "urls.py")]
+    return files_key([*layouts, *code])
+
+
+def _listing_pages(site: Site, staging: Path, cities: list[CitySigns], reuse: Reuse, stats: SignStats) -> int:
+    """The index and one page per city; each is the live build's file when what it shows (its key:
+    the site settings, the templates, its data) is unchanged. Like every page, each states the night
+    it last changed, never the build's date."""
     env = pages.environment()
     green = "底色绿色 CMYK {},{},{},{}".format(*GREEN)
     colors = f"{green}；文字白色 CMYK 0,0,0,0（即不印墨，露出底材）；二维码黑色模块（K 100）、白色底"
     font = "思源黑体 / Noto Sans CJK SC Black（黑体，嵌入子集）"
     specs = _format_specs()
+    base = (site.model_dump(mode="json", exclude={"as_of"}), _listing_code())
+    today = site.as_of.isoformat()
 
-    def page(path: str, title: str, shown: list[CitySigns]) -> SignsPage:
+    def page(path: str, title: str, shown: list[CitySigns], stamp: Stamp) -> SignsPage:
         total = sum(c.sign_count for c in shown)
-        return SignsPage(Common(site, root_of(path), title, path), specs, colors, font, f"{BLEED_MM:g}", shown, total)
+        common = Common(site, root_of(path), title, path, stamp=stamp)
+        return SignsPage(common, specs, colors, font, f"{BLEED_MM:g}", shown, total)
 
-    pages.write(
-        staging, "signs/index.html", env.get_template("signs.html").render(page=page("signs/", "标识牌下载", cities))
-    )
+    def write(path: str, data: object, template: str, make: Callable[[Stamp], SignsPage]) -> None:
+        key = key_of(*base, path, repr(data))
+        stamp = Stamp(None, reuse.changed_on(path, key, today))
+        if reuse.link(path, key):
+            stats.linked += 1
+        else:
+            pages.write(staging, path, env.get_template(template).render(page=make(stamp)))
+
+    # The index shows each city's counts and volumes, not its enterprises.
+    summary = [(c.code, c.name, c.volumes, len(c.enterprises), c.sign_count) for c in cities]
+    write("signs/index.html", summary, "signs.html", lambda stamp: page("signs/", "标识牌下载", cities, stamp))
     for city in cities:
-        listing = page(city.href, f"{city.name}标识牌下载", [city])
-        pages.write(staging, f"{city.href}index.html", env.get_template("signs_city.html").render(page=listing))
+        write(
+            f"{city.href}index.html",
+            city,
+            "signs_city.html",
+            lambda stamp, city=city: page(city.href, f"{city.name}标识牌下载", [city], stamp),  # type: ignore[misc]
+        )
     return 1 + len(cities)
