@@ -11,19 +11,23 @@ import re
 import shutil
 import urllib.request
 import zipfile
+import zlib
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin
 
 import jsonschema
 import pytest
 from bs4 import BeautifulSoup
 
+from yimatong import facts, urls
 from yimatong import generate as gen
-from yimatong import urls
 from yimatong.docs import PUBLIC_SCHEMA
-from yimatong.load import Loaded
-from yimatong.opendata import FLAG_COLUMNS, TABLES, csv_cell, write_open_data
+from yimatong.load import Loaded, iter_views
+from yimatong.manifest import Manifest, Reuse
+from yimatong.opendata import FLAG_COLUMNS, TABLES, _crc_combine_py, crc_combine, csv_cell, write_open_data
 from yimatong.pipeline import BuildResult
 from yimatong.schema import HJ212_FLAGS
 
@@ -104,7 +108,10 @@ def test_every_enterprise_json_validates_against_the_published_schema(public: Pa
         errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(doc)]
         assert not errors, f"{permit_no}: {errors[:3]}"
         assert doc["url"] == page.find("link", rel="canonical")["href"]
-        assert doc["as_of"] == AS_OF and doc["schema_version"] == 1
+        # The record's own data date (its latest block extract), not the export date: an unchanged
+        # record is an unchanged file.
+        extracted = [b["source"]["extracted"] for b in doc.values() if isinstance(b, dict) and "source" in b]
+        assert doc["as_of"] == max(extracted) <= AS_OF and doc["schema_version"] == 1
         assert doc["enterprise"]["name"] == page.h1.get_text()
         for key in ("enterprise", "permit", "penalties", "online_monitoring", "hazardous_waste"):
             assert set(doc[key]["source"]) == {"system", "extracted"}
@@ -297,23 +304,36 @@ def test_no_confidential_or_planted_value_in_any_download(public: Path, manifest
     )
 
 
-def test_checksums_sizes_and_names_carry_the_as_of_date(public: Path, manifest: dict) -> None:
+def test_latest_files_keep_their_names_and_the_archive_carries_the_date(public: Path, manifest: dict) -> None:
     data = public / "data"
     assert manifest["as_of"] == AS_OF
     sums = dict(line.split("  ")[::-1] for line in (data / "SHA256SUMS").read_text().splitlines())
     assert set(sums) == {f["name"] for f in manifest["files"]}
     for f in manifest["files"]:
         path = data / f["name"]
-        assert f["name"].startswith(f"yimatong-{AS_OF}-") and path.stat().st_size == f["bytes"]
+        # A permanent address: no date in the name, nor anywhere in the zip (same content, same bytes).
+        assert f["name"] == f"yimatong-{f['table']}.{f['format']}.zip" and path.stat().st_size == f["bytes"]
         assert hashlib.sha256(path.read_bytes()).hexdigest() == f["sha256"] == sums[f["name"]]
         with zipfile.ZipFile(path) as zf:
             (info,) = zf.infolist()
             assert info.filename == f["name"].removesuffix(".zip") and info.file_size == f["uncompressed_bytes"]
-            assert info.date_time == (2026, 11, 20, 0, 0, 0) and AS_OF in zf.comment.decode()
+            assert info.date_time == (1980, 1, 1, 0, 0, 0) and AS_OF not in zf.comment.decode()
+            assert zf.testzip() is None  # the CRC of the whole, combined from its segments', is right
     (snapshot,) = manifest["archive"]
     assert snapshot == {"month": "2026-11", "as_of": AS_OF, "path": "archive/2026-11/"}
-    for f in manifest["files"]:
-        assert (data / "archive" / "2026-11" / f["name"]).read_bytes() == (data / f["name"]).read_bytes()
+    archived = json.loads((data / "archive" / "2026-11" / "index.json").read_text(encoding="utf-8"))
+    assert len(archived["files"]) == len(manifest["files"])
+    for f, a in zip(manifest["files"], archived["files"], strict=True):
+        assert a["name"] == f["name"].replace("yimatong-", f"yimatong-{AS_OF}-") and a["sha256"] == f["sha256"]
+        assert (data / "archive" / "2026-11" / a["name"]).read_bytes() == (data / f["name"]).read_bytes()
+
+
+def test_the_crc_of_a_zip_is_combined_from_its_segments() -> None:
+    first, second = "许可证 permit\n".encode() * 3000, b"".join(i.to_bytes(3, "little") for i in range(5000))
+    whole = zlib.crc32(first + second)
+    for combine in (crc_combine, _crc_combine_py):
+        assert combine(zlib.crc32(first), zlib.crc32(second), len(second)) == whole
+        assert combine(whole, 0, 0) == whole
 
 
 def test_the_same_input_gives_byte_identical_downloads(site: tuple[Loaded, Path], tmp_path: Path) -> None:
@@ -323,6 +343,66 @@ def test_the_same_input_gives_byte_identical_downloads(site: tuple[Loaded, Path]
         assert (tmp_path / "data" / f.name).read_bytes() == (public / "data" / f.name).read_bytes(), f.name
     for name in ("index.json", "SHA256SUMS", "index.html"):
         assert (tmp_path / "data" / name).read_bytes() == (public / "data" / name).read_bytes()
+
+
+class _Store:
+    """Tonight's records: last night's, with some replaced."""
+
+    def __init__(self, store: Any, changed: dict[str, dict]) -> None:
+        self.store, self.changed = store, changed
+
+    def get(self, digest: str) -> dict:
+        return self.changed[digest] if digest in self.changed else self.store.get(digest)
+
+
+def test_a_night_with_one_changed_record_encodes_one_and_links_the_rest(
+    site: tuple[Loaded, Path], tmp_path: Path
+) -> None:
+    loaded = site[0]
+    cache, first, second = tmp_path / "cache", tmp_path / "first", tmp_path / "second"
+    reuse = Reuse(None, None, first)
+    cold = write_open_data(loaded, first, None, cache_dir=cache, reuse=reuse)
+    assert cold.encoded == len(loaded.entries) and cold.compressed == cold.segments
+
+    changed = loaded.entries[3]
+    view = loaded.store.get(changed.digest)
+    view["enterprise"]["name"] += "（新名称）"
+    tonight = replace(
+        loaded,
+        entries=[replace(e, digest="f" * 32) if e is changed else e for e in loaded.entries],
+        store=_Store(loaded.store, {"f" * 32: view}),
+    )
+    live = Manifest({path: {"sha256": "", "key": key} for path, key in reuse.keys.items()})
+    stats = write_open_data(tonight, second, first, cache_dir=cache, reuse=Reuse(first, live, second))
+    assert stats.encoded == 1 and stats.linked == len(loaded.entries) - 1
+    assert 0 < stats.compressed < stats.segments / 2  # the rest copied from last night's zips
+    for e in loaded.entries:
+        path = urls.enterprise_path(e.permit_no) + "data.json"
+        same_file = (first / path).stat().st_ino == (second / path).stat().st_ino
+        assert same_file == (e is not changed), e.permit_no
+    assert "（新名称）" in (second / urls.enterprise_path(changed.permit_no) / "data.json").read_text(encoding="utf-8")
+
+    # What the cache saved is exactly what a build from nothing writes.
+    scratch = write_open_data(tonight, tmp_path / "scratch", None)
+    assert scratch.encoded == len(loaded.entries)
+    for d in stats.downloads:
+        assert (second / "data" / d.name).read_bytes() == (tmp_path / "scratch/data" / d.name).read_bytes(), d.name
+    names = [r["name"] for r in table_rows(second, json.loads((second / "data/index.json").read_text()), "enterprises")]
+    assert names.count(view["enterprise"]["name"]) == 1
+
+
+def test_the_next_day_reencodes_only_records_whose_dated_facts_move(site: tuple[Loaded, Path], tmp_path: Path) -> None:
+    loaded = site[0]
+    cache = tmp_path / "cache"
+    write_open_data(loaded, tmp_path / "first", None, cache_dir=cache)
+    tomorrow = loaded.site.as_of + dt.timedelta(days=1)
+    moved = sum(facts.stable_until(v, loaded.site.as_of) <= tomorrow for _, v in iter_views(loaded))
+    later = replace(loaded, site=loaded.site.model_copy(update={"as_of": tomorrow}))
+    stats = write_open_data(later, tmp_path / "second", None, cache_dir=cache)
+    assert stats.encoded == moved < len(loaded.entries)
+    write_open_data(later, tmp_path / "scratch", None)
+    for d in stats.downloads:
+        assert (tmp_path / "second/data" / d.name).read_bytes() == (tmp_path / "scratch/data" / d.name).read_bytes()
 
 
 # --- the monthly archive ----------------------------------------------------------------------
@@ -396,10 +476,10 @@ def test_a_journalist_downloads_the_enterprises_csv_and_the_numbers_match(public
                 return response.read()
 
         data_page = BeautifulSoup(get(base + "data/").decode("utf-8"), "html.parser")
-        link = next(a for a in data_page.select("a[href]") if a["href"].endswith("-enterprises.csv.zip"))
+        link = next(a for a in data_page.select("a[href]") if a["href"] == "yimatong-enterprises.csv.zip")
         raw = zipfile.ZipFile(io.BytesIO(get(urljoin(base + "data/", link["href"]))))
         (name,) = raw.namelist()
-        assert name == f"yimatong-{AS_OF}-enterprises.csv"
+        assert name == "yimatong-enterprises.csv"
         rows = list(csv.DictReader(io.StringIO(raw.read(name).decode("utf-8-sig"), newline="")))
 
         home = BeautifulSoup(get(base).decode("utf-8"), "html.parser")

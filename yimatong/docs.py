@@ -54,7 +54,11 @@ def public_json_schema(base_url: str) -> dict[str, Any]:
     top = _public_def(EnterpriseFile, schema)
     top["properties"] |= {
         "url": {"type": "string", "format": "uri", "description": "本页的永久地址（与标识牌二维码指向一致）"},
-        "as_of": {"type": "string", "format": "date", "description": "数据截止日期（site.yaml 的 as_of）"},
+        "as_of": {
+            "type": "string",
+            "format": "date",
+            "description": "本单位数据的日期：各信息块抽取日期（source.extracted）中最晚的一个；数据不变，文件不变",
+        },
     }
     top["required"] = list(top["properties"])
     return {

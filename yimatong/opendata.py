@@ -1,65 +1,65 @@
 """Open data: a JSON file beside every enterprise page, nightly bulk downloads, the data page.
 
 Everything here reads the public view (`public_view`, cached and read through `iter_views`) and the
-derived facts (`facts`), the same sources as the pages, so a download says what the pages say and
-nothing a page withholds.
+derived facts (`facts`), the same sources as the pages, through the tables declared in tables.py.
 
-- `P/<permit>/data.json`: the page's public view with its permanent URL and the as-of date;
+- `P/<permit>/data.json`: the page's public view with its permanent URL and the record's data date;
   validated by `schema/public-enterprise-v1.json` (generated in docs.py from the model).
-- `data/yimatong-<as_of>-<table>.{csv,jsonl}.zip`: one table per file, declared once in `TABLES`
-  (columns, types, descriptions, getters): the CSV header, the JSON Lines keys, the data dictionary
-  on the data page and `data/index.json` all come from that declaration.
-- `data/archive/<YYYY-MM>/`: the first snapshot of each month, kept unchanged for 12 months.
+- `data/yimatong-<table>.{csv,jsonl}.zip`: one table per file, under a name that never changes (the
+  CDN address is permanent; an unchanged table is the same bytes and is not uploaded again).
+- `data/archive/<YYYY-MM>/yimatong-<as_of>-<table>.…zip`: the first snapshot of each month, kept
+  unchanged for 12 months.
 
-Memory stays flat: records are streamed one at a time and rows go straight to open files; only
-the counters stay in memory. Output is byte-identical for the same input: rows follow the permit
-number order of `loaded.entries`, and the only date written anywhere (zip entry times included)
-is `site.as_of`.
+A nightly build redoes only what changed. An enterprise's rows (and its data.json) depend only on
+its record, the site settings, this code and the date-dependent facts, so they are encoded once and
+then reused until one of those changes (`facts.stable_until`). Each table's deflate stream is cut into
+segments at record boundaries chosen by the records' digests (content-defined, so the same records
+give the same segments whatever changed around them), each compressed on its own: tonight's zip
+copies the compressed bytes of every segment whose records are unchanged from last night's and
+compresses only the rest. Deflate streams concatenate when each part ends on a byte boundary
+(Z_SYNC_FLUSH); the CRC-32 of the whole is combined from the parts'. The cache (`<cache>/opendata/`)
+holds last night's zips and an index of what they hold.
+
+Output is byte-identical for the same input, cache or no cache: rows follow the permit number order
+of `loaded.entries`, segment boundaries and compression depend only on the content, and no date is
+written into a zip (entry times are a constant).
 """
 
 from __future__ import annotations
 
-import csv
+import bisect
+import ctypes
+import ctypes.util
 import datetime as dt
 import hashlib
+import itertools
 import json
+import math
+import multiprocessing
 import os
+import pickle
 import re
 import shutil
-import zipfile
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
-from decimal import Decimal
-from functools import cache, cached_property
+import struct
+import tempfile
+import threading
+import zlib
+from array import array
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel
-
-from . import charts, docs, facts, pages, urls
-from .context import BLOCKS, Common, Place, _block, cn_date, pollutant_names, root_of
+from . import docs, facts, pages, urls
+from .context import Common, Place, cn_date, root_of
 from .facts import View
-from .load import Loaded, iter_views
-from .schema import (
-    HJ212_FLAGS,
-    SCHEMA_VERSION,
-    Credit,
-    Enterprise,
-    HazardousWaste,
-    Industry,
-    Inspection,
-    OnlineMonitoring,
-    Outlet,
-    Penalty,
-    Permit,
-    PollutantLimit,
-    Rectification,
-    SelfSeries,
-    Source,
-    WasteItem,
-)
+from .load import Entry, Loaded
+from .manifest import Reuse, files_key, key_of
+from .schema import SCHEMA_VERSION
+from .tables import FLAG_COLUMNS, TABLES, TYPE_LABELS, Rec, csv_cell, csv_header, encode
+
+__all__ = ["FLAG_COLUMNS", "TABLES", "csv_cell", "document", "write_open_data"]
 
 DATA = "data/"
 ARCHIVE = "archive/"
@@ -67,679 +67,403 @@ ARCHIVE_MONTHS = 12
 MANIFEST = "index.json"
 SUMS = "SHA256SUMS"
 PREFIX = "yimatong"
-# Names we write, and the only names copied back from a previous output's archive.
+RECORDS = "records"  # every data.json, one per line: the complete public data, blocks the tables leave out too
+# Archived names carry the snapshot's date, and are the only names copied back from a previous output.
 _FILE = re.compile(r"^yimatong-[0-9]{4}-[0-9]{2}-[0-9]{2}-[a-z_]+\.(csv|jsonl)\.zip$")
 _MONTH = re.compile(r"^[0-9]{4}-[0-9]{2}$")
 Progress = Callable[[int, int], None]
+Format = Literal["csv", "jsonl"]
 
-# --- the data dictionary: every column of every table, declared once ---------------------------
-
-ColumnType = Literal["text", "date", "integer", "number", "boolean", "list"]
-TYPE_LABELS: dict[str, str] = {
-    "text": "文本",
-    "date": "日期（YYYY-MM-DD）",
-    "integer": "整数",
-    "number": "数字",
-    "boolean": "true / false",
-    "list": "列表（CSV 中以英文分号 ; 分隔，JSON Lines 中为数组）",
-}
-WITHHELD = "_withheld"  # key of a row that stands for a withheld block or list
-
-
-@dataclass(frozen=True)
-class Rec:
-    """One enterprise as the tables read it: its public view and what the pages add."""
-
-    view: View
-    as_of: dt.date
-    base_url: str
-    place: Place
-
-    @cached_property
-    def url(self) -> str:
-        return urls.absolute(self.base_url, urls.enterprise_path(self.view["permit_no"]))
-
-    @cached_property
-    def names(self) -> dict[str, str]:
-        return pollutant_names(self.view)
-
-    @cached_property
-    def recent_penalties(self) -> list[View]:
-        return facts.recent_penalties(self.view, self.as_of)
-
-
-Getter = Callable[[Rec, View], Any]
+# zlib level 6 by measurement at 100,000 enterprises (bench/RESULTS.md): level 1 is 3x faster but makes
+# the files 28 % larger, level 9 is 2x slower for 3 % less. Only changed segments are compressed nightly.
+LEVEL = 6
+SEGMENT_BYTES = 64 * 1024  # uncompressed bytes per segment, on average: small costs ratio, large costs work
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the same for every build: unchanged content is unchanged bytes
+CACHE = "opendata"
+_STATE_VERSION = 1
+# The rows' bytes depend on this code (and on the record, the site settings and the date's facts).
+_CODE = [Path(__file__).with_name(n) for n in ("opendata.py", "tables.py", "facts.py", "charts.py", "context.py")]
+CODE = files_key([*_CODE, *(Path(__file__).with_name(n) for n in ("urls.py", "schema.py"))])
+DOCUMENT_CODE = files_key([Path(__file__), Path(__file__).with_name("urls.py")])  # data.json: document()
 
 
 @dataclass(frozen=True)
-class Column:
-    name: str
-    type: ColumnType
-    description: str
-    get: Getter = field(repr=False, compare=False)
-    values: tuple[str, ...] = ()  # the codes a coded column may hold
+class Stream:
+    """One published file: a table in one format, or the records."""
+
+    table: str
+    format: Format
+    index: int  # position in an `Encoded`'s parts
+
+    @property
+    def name(self) -> str:
+        return f"{PREFIX}-{self.table}.{self.format}"
 
 
-@dataclass(frozen=True)
-class Table:
-    name: str
-    title: str
-    row: str  # what one row is
-    rows: Callable[[Rec], Iterable[View]] = field(repr=False, compare=False)
-    columns: tuple[Column, ...]
-
-
-@cache
-def _properties(model: type[BaseModel]) -> dict[str, Any]:
-    return model.model_json_schema()["properties"]
-
-
-def _dig(obj: Any, path: tuple[str, ...]) -> Any:
-    for key in path:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
-    return obj
-
-
-def _typed(prop: dict[str, Any]) -> tuple[ColumnType, tuple[str, ...]]:
-    p = next(o for o in prop.get("anyOf", [prop]) if o.get("type") != "null")
-    if "enum" in p:
-        return "text", tuple(p["enum"])
-    if p.get("format") == "date":
-        return "date", ()
-    kinds: dict[str, ColumnType] = {"number": "number", "integer": "integer", "boolean": "boolean", "array": "list"}
-    return kinds.get(p.get("type", ""), "text"), ()
-
-
-def of(
-    model: type[BaseModel],
-    name: str,
-    column: str | None = None,
-    *,
-    at: tuple[str, ...] | None = None,
-    within: tuple[str, ...] = (),
-) -> Column:
-    """A column copied from a model field: its type and description are the export format's own.
-    The value is the row's field (under `within`), or with `at` the field at that path of the view."""
-    prop = _properties(model)[name]
-    kind, values = _typed(prop)
-    if at is None:
-        in_row = (*within, name)
-        get: Getter = lambda r, it: _dig(it, in_row)  # noqa: E731
-    else:
-        in_view = (*at, name)
-        get = lambda r, it: _dig(r.view, in_view)  # noqa: E731
-    return Column(column or name, kind, prop["description"], get, values)
-
-
-def fields(model: type[BaseModel], names: str, at: tuple[str, ...] | None = None) -> tuple[Column, ...]:
-    """Several model fields as columns of the same names, e.g. fields(Penalty, "date authority")."""
-    return tuple(of(model, name, at=at) for name in names.split())
-
-
-def derived(name: str, kind: ColumnType, description: str, get: Getter, values: Iterable[str] = ()) -> Column:
-    """A column computed by the same functions the pages use."""
-    return Column(name, kind, description, get, tuple(values))
-
-
-KEY = derived(
-    "permit_no", "text", "排污许可证编号或登记编号：每张表都有，用它把各表连起来", lambda r, it: r.view["permit_no"]
+STREAMS: tuple[Stream, ...] = (
+    *(Stream(t.name, fmt, 2 * i + (fmt == "jsonl")) for i, t in enumerate(TABLES) for fmt in ("csv", "jsonl")),
+    Stream(RECORDS, "jsonl", 2 * len(TABLES)),
 )
 
 
-def withheld_columns() -> tuple[Column, Column]:
-    def state(r: Rec, it: View) -> str | None:
-        if WITHHELD in it:
-            return it[WITHHELD]
-        if it.get("withheld") is True:
-            return "item"
-        return "fields" if it.get("withheld_fields") else None
-
-    return (
-        derived(
-            "withheld",
-            "text",
-            "依法不予公开（《办法》第七条）：空 = 公开；block = 该块整体不予公开（本行只说明这一点）；"
-            "item = 本条整体不予公开（只保留编号、日期等标识字段）；fields = 部分字段不予公开，见 withheld_fields",
-            state,
-            ("block", "item", "fields"),
-        ),
-        derived("withheld_fields", "list", "不予公开的字段名（这些列为空）", lambda r, it: it.get("withheld_fields")),
-    )
-
-
-def source_columns(block: str) -> tuple[Column, Column]:
-    """Each block names its source system and extract date (Art. 10); rows repeat them for citing."""
-    return (
-        of(Source, "system", "source_system", at=(block, "source")),
-        of(Source, "extracted", "source_extracted", at=(block, "source")),
-    )
-
-
-def _rows_of(rec: Rec, block_key: str, list_key: str) -> Iterator[View]:
-    """The items of a block's list; one marker row when the block or the list is withheld."""
-    block = rec.view.get(block_key)
-    if block is None:
-        return
-    if facts.withheld(block):
-        yield {WITHHELD: "block"}
-    elif list_key in block.get("withheld_fields", []):
-        yield {WITHHELD: "fields", "withheld_fields": [list_key]}
-    else:
-        yield from block.get(list_key) or []
-
-
-# --- derived facts for the enterprises table (None where the page says 依法不予公开) ---------------
-
-
-def _unless_withheld(block: str, fn: Callable[[Rec], Any]) -> Getter:
-    return lambda r, it: None if facts.withheld(r.view.get(block)) else fn(r)
-
-
-def _exceedances(r: Rec, it: View) -> int | None:
-    online = r.view["online_monitoring"]
-    if facts.withheld(online) or not online.get("installed") or not online.get("series"):
-        return None  # the page says 依法不予公开 / 未安装在线监测, not a number
-    return len(facts.exceedances(r.view, r.as_of))
-
-
-def _latest_inspection(r: Rec, it: View) -> str | None:
-    latest = None if facts.withheld(r.view["inspections"]) else facts.latest_inspection(r.view)
-    return latest["date"] if latest else None
-
-
-def _status(r: Rec, it: View) -> str:
-    return facts.permit_status(r.view, r.as_of)
-
-
-STATUS = derived(
-    "permit_status",
-    "text",
-    "许可状态（按数据截止日期推算，与页面一致）：" + "，".join(f"{k} {v}" for k, v in facts.STATUS_LABELS.items()),
-    _status,
-    facts.STATUS_LABELS,
-)
-
-E, P = ("enterprise",), ("permit",)  # where in the view the one-per-page blocks are
-
-ENTERPRISES = Table(
-    "enterprises",
-    "持证（登记）单位",
-    "一个排污许可证或排污登记（一个页面）",
-    lambda r: [r.view],
-    (
-        KEY,
-        derived("url", "text", "页面的永久地址（门牌二维码指向它）", lambda r, it: r.url),
-        *fields(Enterprise, "name uscc region", E),
-        derived("city", "text", "地级市", lambda r, it: r.place.city),
-        derived("county", "text", "县（区）；市辖单位为空", lambda r, it: r.place.county),
-        of(Enterprise, "address", at=E),
-        of(Industry, "code", "industry_code", at=("enterprise", "industry")),
-        of(Industry, "name", "industry_name", at=("enterprise", "industry")),
-        of(Enterprise, "status", "enterprise_status", at=E),
-        *fields(Enterprise, "deregistered legal_representative phone longitude latitude", E),
-        of(Permit, "kind", "permit_kind", at=P),
-        *fields(Permit, "category valid_until", P),
-        STATUS,
-        derived("permit_status_label", "text", "许可状态的中文", lambda r, it: facts.STATUS_LABELS[_status(r, it)]),
-        derived(
-            "days_to_expiry",
-            "integer",
-            "距许可有效期届满的天数（负数为已过期）",
-            lambda r, it: facts.days_to_expiry(r.view, r.as_of),
-        ),
-        of(Credit, "level", "credit_level", at=("credit",)),
-        of(Credit, "year", "credit_year", at=("credit",)),
-        of(OnlineMonitoring, "installed", "online_monitoring_installed", at=("online_monitoring",)),
-        derived(
-            "exceedances_30d",
-            "integer",
-            f"近 {facts.EXCEEDANCE_DAYS} 天在线监测超标的日均值个数（只计数据标记为 N 的值）；"
-            "未安装在线监测或不予公开时为空",
-            _exceedances,
-        ),
-        derived(
-            "penalties_3y",
-            "integer",
-            f"近 {facts.PENALTY_YEARS} 年行政处罚次数；不予公开时为空",
-            _unless_withheld("penalties", lambda r: len(r.recent_penalties)),
-        ),
-        derived(
-            "inspections_this_year",
-            "integer",
-            "数据截止日期所在年度的检查次数；不予公开时为空",
-            _unless_withheld("inspections", lambda r: facts.inspections_this_year(r.view, r.as_of).total),
-        ),
-        derived("latest_inspection", "date", "最近一次检查的日期", _latest_inspection),
-        derived(
-            "open_rectifications",
-            "integer",
-            "未完成（整改中、已提交待审核）的整改问题数；不予公开时为空",
-            _unless_withheld("rectifications", lambda r: len(facts.open_rectifications(r.view))),
-        ),
-        derived(
-            "overdue_rectifications",
-            "integer",
-            "其中已过整改期限的问题数",
-            _unless_withheld(
-                "rectifications", lambda r: sum(facts.overdue(x, r.as_of) for x in facts.open_rectifications(r.view))
-            ),
-        ),
-        of(HazardousWaste, "key_supervision", "hazardous_waste_key_supervision", at=("hazardous_waste",)),
-        derived(
-            "withheld_blocks",
-            "list",
-            "整体不予公开的信息块（block 列的取值见 blocks 表）",
-            lambda r, it: [k for k, _ in BLOCKS if facts.withheld(r.view.get(k))],
-        ),
-        derived(
-            "withheld_fields",
-            "list",
-            "单位基本信息中不予公开的字段名",
-            lambda r, it: r.view["enterprise"]["withheld_fields"],
-        ),
-        *source_columns("enterprise"),
-    ),
-)
-
-
-def _blocks(r: Rec) -> Iterator[View]:
-    for key, title in BLOCKS:
-        data = r.view.get(key)
-        b = _block(r.view, key, title)  # the frame the page draws: the same withheld / empty judgement
-        state = "absent" if data is None else "withheld" if b.withheld else "empty" if b.empty else "shown"
-        yield {"block": key, "title": title, "state": state, "source": data.get("source") if data else None}
-
-
-BLOCKS_TABLE = Table(
-    "blocks",
-    "信息块与来源",
-    "一个单位的一个信息块（页面上的一节）",
-    _blocks,
-    (
-        KEY,
-        derived("block", "text", "信息块", lambda r, it: it["block"], (k for k, _ in BLOCKS)),
-        derived("title", "text", "信息块名称（页面上的小标题）", lambda r, it: it["title"]),
-        derived(
-            "state",
-            "text",
-            "shown 有内容；empty 暂无记录；withheld 依法不予公开；absent 不适用（尚未评价信用、非“两高”项目）",
-            lambda r, it: it["state"],
-            ("shown", "empty", "withheld", "absent"),
-        ),
-        of(Source, "system", "source_system", within=("source",)),
-        of(Source, "extracted", "source_extracted", within=("source",)),
-    ),
-)
-
-PERMITS = Table(
-    "permits",
-    "排污许可证与排污登记",
-    "一个排污许可证或排污登记",
-    lambda r: [r.view],
-    (
-        KEY,
-        *fields(Permit, "kind category issued valid_from valid_until status status_date status_reason authority", P),
-        STATUS,
-        derived(
-            "outlets",
-            "integer",
-            "排放口与固废设施个数（含不予公开的）",
-            lambda r, it: None if it["permit"]["outlets"] is None else len(it["permit"]["outlets"]),
-        ),
-        derived("withheld_fields", "list", "不予公开的字段名", lambda r, it: it["permit"]["withheld_fields"]),
-        *source_columns("permit"),
-    ),
-)
-
-WITHHELD_COLUMNS = withheld_columns()
-
-OUTLETS = Table(
-    "outlets",
-    "排放口与固废设施",
-    "一个排放口或固体废物贮存/处置设施（一个排放口页面）",
-    lambda r: _rows_of(r, "permit", "outlets"),
-    (
-        KEY,
-        of(Outlet, "code", "outlet"),
-        *fields(Outlet, "name kind type longitude latitude height_m receiving_water"),
-        derived(
-            "url",
-            "text",
-            "排放口页面的永久地址（排放口标识牌二维码指向它）",
-            lambda r, it: r.base_url + urls.outlet_path(r.view["permit_no"], it["code"]) if "code" in it else None,
-        ),
-        derived(
-            "online_monitored",
-            "boolean",
-            "是否有在线监测数据；在线监测不予公开时为空",
-            lambda r, it: (
-                None
-                if facts.withheld(r.view["online_monitoring"]) or "code" not in it
-                else bool(facts.online_series(r.view, it["code"]))
-            ),
-        ),
-        *WITHHELD_COLUMNS,
-        *source_columns("permit"),
-    ),
-)
-
-
-def _limits(r: Rec) -> Iterator[View]:
-    for o in _rows_of(r, "permit", "outlets"):
-        if WITHHELD in o:  # the list of outlets itself is withheld
-            yield o
-        elif o["withheld"]:  # the outlet is withheld whole: say so once, under its code
-            yield {WITHHELD: "item", "_outlet": o["code"]}
-        elif "pollutants" in o["withheld_fields"]:
-            yield {WITHHELD: "fields", "withheld_fields": ["pollutants"], "_outlet": o["code"]}
-        else:
-            for p in o["pollutants"]:
-                yield {**p, "_outlet": o["code"]}
-
-
-LIMITS = Table(
-    "limits",
-    "许可排放限值",
-    "一个排放口的一种污染物及其许可限值",
-    _limits,
-    (
-        KEY,
-        derived("outlet", "text", "排放口编号", lambda r, it: it.get("_outlet")),
-        of(PollutantLimit, "code", "pollutant"),
-        of(PollutantLimit, "name", "pollutant_name"),
-        *fields(PollutantLimit, "standard limit limit_min unit annual_tonnes"),
-        *WITHHELD_COLUMNS,
-        *source_columns("permit"),
-    ),
-)
-
-FLAG_COLUMNS = {"F": "stopped_days", "M": "maintenance_days", "S": "manual_days", "D": "fault_days"}
-FLAG_COLUMNS |= {"C": "calibration_days", "T": "over_range_days", "B": "comm_error_days"}
-assert FLAG_COLUMNS.keys() == HJ212_FLAGS.keys() - {"N"}, "a new HJ 212 flag needs a column"
-
-
-def _last_months(series: View, as_of: dt.date) -> View:
-    """The series from the first day of the 12 months `month_rows` reports: the same rows, at half
-    the cost when a series holds two years (this table is the stage's hot loop)."""
-    first = dt.date.fromisoformat(facts.months_back(as_of)[0] + "-01")
-    skip = (first - facts.date(series["start"])).days
-    if skip <= 0:
-        return series
-    return {**series, "start": first.isoformat(), "values": series["values"][skip:], "flags": series["flags"][skip:]}
-
-
-def _monthly(r: Rec) -> Iterator[View]:
-    """The monthly table under each chart of the page, from the same `charts.month_rows`."""
-    for s in _rows_of(r, "online_monitoring", "series"):
-        if WITHHELD in s:
-            yield s
-            continue
-        limit = facts.limit_for(r.view, s["outlet"], s["pollutant"], s.get("limit"))
-        days = [x for x in facts.readings(_last_months(s, r.as_of)) if x.day <= r.as_of]  # as charts.chart()
-        flags: dict[str, Counter[str]] = defaultdict(Counter)
-        for x in days:
-            if not x.valid:
-                flags[x.day.isoformat()[:7]][x.flag] += 1
-        base = {"outlet": s["outlet"], "pollutant": s["pollutant"], "unit": s["unit"], "_limit": limit}
-        for m in charts.month_rows(days, limit, r.as_of):
-            yield {**base, "_month": m, "_flags": flags[m.month]}
-
-
-def _month(attr: str) -> Getter:
-    return lambda r, it: getattr(it["_month"], attr) if "_month" in it else None
-
-
-def _limit(attr: str) -> Getter:
-    return lambda r, it: getattr(it["_limit"], attr) if "_limit" in it else None
-
-
-def _flag(flag: str) -> Getter:
-    return lambda r, it: it["_flags"][flag] if "_flags" in it else None
-
-
-def _name(r: Rec, it: View) -> str | None:
-    return r.names.get(it["pollutant"], it["pollutant"]) if "pollutant" in it else None
-
-
-MONITORING = Table(
-    "monitoring_monthly",
-    "在线监测逐月统计",
-    "一个排放口的一种污染物在一个月的日均值统计（近 12 个月，与页面曲线下的“按月数据表”一致）",
-    _monthly,
-    (
-        KEY,
-        derived("outlet", "text", "排放口编号", lambda r, it: it.get("outlet")),
-        derived("pollutant", "text", "污染物代码（HJ 212-2017）", lambda r, it: it.get("pollutant")),
-        derived("pollutant_name", "text", "污染物名称", _name),
-        derived("unit", "text", "单位", lambda r, it: it.get("unit")),
-        derived("limit", "number", "判定所用的限值（监测数据自带的限值，缺省取许可限值）", _limit("high")),
-        derived("limit_min", "number", "下限（如 pH）", _limit("low")),
-        derived("month", "text", "月份（YYYY-MM）", _month("month")),
-        derived("valid_days", "integer", "有效日均值天数（数据标记 N 且有数值）", _month("valid")),
-        derived("min", "number", "有效日均值的最小值", _month("low")),
-        derived("mean", "number", "有效日均值的平均值（保留两位小数）", _month("mean")),
-        derived("max", "number", "有效日均值的最大值", _month("high")),
-        derived("exceedance_days", "integer", "超过限值（或低于下限）的有效日均值天数", _month("exceed")),
-        derived("no_value_days", "integer", "数据标记为 N 但没有数值的天数", _flag("N")),
-        *(
-            derived(name, "integer", f"数据标记为 {flag}（{HJ212_FLAGS[flag]}）的天数，不参与超标判定", _flag(flag))
-            for flag, name in FLAG_COLUMNS.items()
-        ),
-        *WITHHELD_COLUMNS,
-        *source_columns("online_monitoring"),
-    ),
-)
-
-
-def _self_results(r: Rec) -> Iterator[View]:
-    for s in _rows_of(r, "self_monitoring", "series"):
-        if WITHHELD in s:
-            yield s
-            continue
-        limit = facts.limit_for(r.view, s["outlet"], s["pollutant"], s.get("limit"))
-        for day, value in zip(s["dates"], s["values"], strict=True):
-            row = {"outlet": s["outlet"], "pollutant": s["pollutant"], "unit": s["unit"], "date": day}
-            yield {**row, "value": value, "_limit": limit}
-
-
-SELF_MONITORING = Table(
-    "self_monitoring",
-    "自行监测结果",
-    "一次自行监测（手工）结果",
-    _self_results,
-    (
-        KEY,
-        *fields(SelfSeries, "outlet pollutant"),
-        derived("pollutant_name", "text", "污染物名称", _name),
-        derived("date", "date", "采样日期", lambda r, it: it.get("date")),
-        derived("value", "number", "监测值；空为未检出或缺测", lambda r, it: it.get("value")),
-        of(SelfSeries, "unit"),
-        derived("limit", "number", "判定所用的限值（监测数据自带的限值，缺省取许可限值）", _limit("high")),
-        derived("limit_min", "number", "下限（如 pH）", _limit("low")),
-        derived(
-            "over_limit",
-            "boolean",
-            "是否超标（与页面判定一致）",
-            lambda r, it: it["_limit"].exceeded_by(it["value"]) if it.get("value") is not None else None,
-        ),
-        *WITHHELD_COLUMNS,
-        *source_columns("self_monitoring"),
-    ),
-)
-
-INSPECTIONS = Table(
-    "inspections",
-    "监督检查",
-    "一次检查（含“双随机、一公开”抽查）",
-    lambda r: _rows_of(r, "inspections", "items"),
-    (
-        KEY,
-        *fields(Inspection, "date level kind authority result findings"),
-        *WITHHELD_COLUMNS,
-        *source_columns("inspections"),
-    ),
-)
-
-
-def _within_3y(r: Rec, it: View) -> bool | None:
-    # The very items facts.recent_penalties() counted for the page's "近3年行政处罚 n 起".
-    return any(p is it for p in r.recent_penalties) if "date" in it else None
-
-
-PENALTIES = Table(
-    "penalties",
-    "行政处罚",
-    "一个行政处罚决定",
-    lambda r: _rows_of(r, "penalties", "items"),
-    (
-        KEY,
-        *fields(Penalty, "decision_no date authority violation basis penalty fine_yuan status"),
-        derived(
-            "within_3y",
-            "boolean",
-            f"是否在近 {facts.PENALTY_YEARS} 年内（计入 enterprises 表 penalties_3y）",
-            _within_3y,
-        ),
-        *WITHHELD_COLUMNS,
-        *source_columns("penalties"),
-    ),
-)
-
-RECTIFICATIONS = Table(
-    "rectifications",
-    "问题整改",
-    "一个需要整改的环境问题",
-    lambda r: _rows_of(r, "rectifications", "items"),
-    (
-        KEY,
-        *fields(Rectification, "id found origin problem deadline status closed measures"),
-        derived(
-            "overdue",
-            "boolean",
-            "未销号且已过整改期限",
-            lambda r, it: facts.overdue(it, r.as_of) if "found" in it else None,
-        ),
-        *WITHHELD_COLUMNS,
-        *source_columns("rectifications"),
-    ),
-)
-
-HAZARDOUS_WASTE = Table(
-    "hazardous_waste",
-    "危险废物",
-    "一种危险废物在一个年度的产生、转移、利用处置与贮存量",
-    lambda r: _rows_of(r, "hazardous_waste", "items"),
-    (
-        KEY,
-        of(HazardousWaste, "key_supervision", at=("hazardous_waste",)),
-        *fields(WasteItem, "code name year generated_t transferred_t utilised_t stored_t receiver"),
-        *WITHHELD_COLUMNS,
-        *source_columns("hazardous_waste"),
-    ),
-)
-
-TABLES: tuple[Table, ...] = (ENTERPRISES, BLOCKS_TABLE, PERMITS, OUTLETS, LIMITS, MONITORING, SELF_MONITORING)
-TABLES += (INSPECTIONS, PENALTIES, RECTIFICATIONS, HAZARDOUS_WASTE)
-RECORDS = "records"  # every data.json, one per line: the complete public data, blocks the tables leave out too
-
-# --- writing -------------------------------------------------------------------------------
-
-
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_cell(v: Any) -> str:
-    """A value as a CSV cell. Text that Excel would run as a formula (a complaint's wording reaches
-    the rectifications table) gets a leading ' (OWASP's advice); JSON Lines keeps the original."""
-    kind = type(v)  # exact types, most common first: this runs for every cell of every table
-    if kind is str:
-        return "'" + v if v.startswith(FORMULA_START) else v
-    if v is None:
-        return ""
-    if kind is bool:
-        return "true" if v else "false"
-    if kind is float:
-        # The shortest exact digits, never in exponent form (5e-05 for a mercury limit reads badly).
-        return str(int(v)) if v.is_integer() else format(Decimal(repr(v)), "f")
-    if kind is list:
-        return csv_cell(";".join(csv_cell(x) for x in v))
-    return str(v)
+def document(view: View, base_url: str, day: dt.date | str | None) -> dict[str, Any]:
+    """What `P/<permit>/data.json` holds: the public view with its permanent URL and its data date
+    (`facts.data_date`, not the export date: an unchanged record is an unchanged file)."""
+    url = urls.absolute(base_url, urls.enterprise_path(view["permit_no"]))
+    as_of = day.isoformat() if isinstance(day, dt.date) else day
+    return {"schema_version": view["schema_version"], "url": url, "as_of": as_of, **view}
 
 
 def _json_line(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
-class _TableOut:
-    """One table's two plain files, appended to row by row."""
-
-    def __init__(self, table: Table, folder: Path, stack: ExitStack) -> None:
-        self.table = table
-        # Both files are closed by the caller's ExitStack, whatever happens (hence the noqa).
-        # utf-8-sig: the BOM that makes Excel on a Chinese Windows read UTF-8 instead of GBK.
-        csv_file = open(folder / f"{table.name}.csv", "w", encoding="utf-8-sig", newline="")  # noqa: SIM115
-        self.csv = csv.writer(stack.enter_context(csv_file))
-        jsonl = open(folder / f"{table.name}.jsonl", "w", encoding="utf-8", newline="\n")  # noqa: SIM115
-        self.jsonl = stack.enter_context(jsonl)
-        self.names = [c.name for c in table.columns]
-        self.csv.writerow(self.names)
-        self.rows = 0
-
-    def add(self, rec: Rec) -> None:
-        for it in self.table.rows(rec):
-            values = [c.get(rec, it) for c in self.table.columns]
-            self.csv.writerow([csv_cell(v) for v in values])
-            self.jsonl.write(_json_line(dict(zip(self.names, values, strict=True))))
-            self.rows += 1
+# --- one enterprise --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Download:
-    """One published file, as data/index.json lists it."""
+class Encoded:
+    """One enterprise's bytes in every stream (`STREAMS` order), its row counts per table, and the
+    date until which they hold (an ordinal)."""
 
-    name: str  # the file name, beside the manifest that lists it
-    table: str
-    format: Literal["csv", "jsonl"]
-    rows: int
+    parts: tuple[bytes, ...]
+    rows: tuple[int, ...]
+    until: int
+
+
+def encode_record(view: View, base_url: str, place: Place, as_of: dt.date) -> Encoded:
+    rec = Rec(view, as_of, base_url, place)
+    parts: list[bytes] = []
+    rows: list[int] = []
+    for t in TABLES:
+        csv_bytes, jsonl_bytes, n = encode(t, rec)
+        parts += (csv_bytes, jsonl_bytes)
+        rows.append(n)
+    parts.append(_json_line(document(view, base_url, facts.data_date(view))).encode())
+    return Encoded(tuple(parts), (*rows, 1), facts.stable_until(view, as_of).toordinal())
+
+
+@dataclass(frozen=True)
+class _EncodeJob:
+    loaded: Loaded
+    base_url: str
+    places: list[Place]
+    as_of: dt.date
+
+
+_JOB: _EncodeJob | None = None  # set before the pool forks, read by the workers
+
+
+def _encode_batch(batch: list[int]) -> list[Encoded]:
+    job = _JOB
+    assert job is not None
+    entries = job.loaded.entries
+    return [
+        encode_record(job.loaded.store.get(entries[i].digest), job.base_url, job.places[i], job.as_of) for i in batch
+    ]
+
+
+def _encoded(indexes: list[int], workers: int) -> Iterator[tuple[list[int], list[Encoded]]]:
+    """The enterprises at `indexes` encoded, in order, by `workers` processes when there are many."""
+    batches = [indexes[i : i + 50] for i in range(0, len(indexes), 50)]
+    if workers <= 1 or len(indexes) < 1000:
+        for b in batches:
+            yield b, _encode_batch(b)
+        return
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        yield from zip(batches, pool.imap(_encode_batch, batches), strict=True)
+
+
+# --- zip files made of reusable deflate segments -------------------------------------------------
+
+
+def _crc_combine_py(crc1: int, crc2: int, len2: int) -> int:
+    """zlib's crc32_combine (GF(2) matrices), for a Python whose zlib is not a loadable library."""
+
+    def times(mat: list[int], vec: int) -> int:
+        out, i = 0, 0
+        while vec:
+            if vec & 1:
+                out ^= mat[i]
+            vec >>= 1
+            i += 1
+        return out
+
+    def square(mat: list[int]) -> list[int]:
+        return [times(mat, m) for m in mat]
+
+    if len2 <= 0:
+        return crc1
+    odd = [0xEDB88320] + [1 << i for i in range(31)]
+    even = square(odd)
+    odd = square(even)
+    while True:
+        even = square(odd)
+        if len2 & 1:
+            crc1 = times(even, crc1)
+        len2 >>= 1
+        if not len2:
+            break
+        odd = square(even)
+        if len2 & 1:
+            crc1 = times(odd, crc1)
+        len2 >>= 1
+        if not len2:
+            break
+    return crc1 ^ crc2
+
+
+def _libz_combine() -> Callable[[int, int, int], int]:
+    name = ctypes.util.find_library("z")
+    fn = getattr(ctypes.CDLL(name), "crc32_combine64", None) if name else None
+    if fn is None:
+        return _crc_combine_py
+    fn.argtypes = [ctypes.c_ulong, ctypes.c_ulong, ctypes.c_int64]
+    fn.restype = ctypes.c_ulong
+    return lambda a, b, n: fn(a, b, n) if n else a
+
+
+crc_combine = _libz_combine()
+
+
+def compress_segment(plain: bytes, level: int = LEVEL) -> bytes:
+    """A raw deflate segment that another can follow: no final block, ends on a byte boundary."""
+    if not plain:
+        return b""
+    c = zlib.compressobj(level, zlib.DEFLATED, -15)
+    return c.compress(plain) + c.flush(zlib.Z_SYNC_FLUSH)
+
+
+_END = b"\x03\x00"  # an empty final block: what ends the concatenated stream
+_DOS_DATE = (ZIP_TIME[0] - 1980) << 9 | ZIP_TIME[1] << 5 | ZIP_TIME[2]
+_DOS_TIME = ZIP_TIME[3] << 11 | ZIP_TIME[4] << 5 | ZIP_TIME[5] // 2
+_LIMIT = 0xFFFF0000  # past this a size needs ZIP64 (with a margin: the compressed size is not known first)
+
+
+def _local_header(name: bytes, crc: int, csize: int, usize: int, zip64: bool) -> bytes:
+    extra = struct.pack("<HHQQ", 1, 16, usize, csize) if zip64 else b""
+    sizes = (0xFFFFFFFF, 0xFFFFFFFF) if zip64 else (csize, usize)
+    version = 45 if zip64 else 20
+    head = struct.pack(
+        "<IHHHHHIIIHH", 0x04034B50, version, 0, 8, _DOS_TIME, _DOS_DATE, crc, *sizes, len(name), len(extra)
+    )
+    return head + name + extra
+
+
+def _central(name: bytes, crc: int, csize: int, usize: int, zip64: bool, comment: bytes) -> bytes:
+    """The central directory of a one-file zip whose local header is at offset 0, and its end."""
+    extra = struct.pack("<HHQQ", 1, 16, usize, csize) if zip64 else b""
+    sizes = (0xFFFFFFFF, 0xFFFFFFFF) if zip64 else (csize, usize)
+    version = 45 if zip64 else 20
+    entry = struct.pack(
+        "<IBBHHHHHIIIHHHHHII",
+        0x02014B50,
+        version,
+        3,  # made on Unix, wherever the build runs
+        version,
+        0,
+        8,
+        _DOS_TIME,
+        _DOS_DATE,
+        crc,
+        *sizes,
+        len(name),
+        len(extra),
+        0,
+        0,
+        0,
+        0o100644 << 16,
+        0,
+    )
+    directory = entry + name + extra
+    at = len(_local_header(name, 0, 0, 0, zip64)) + csize
+    tail = b""
+    if at >= _LIMIT:
+        end64 = at + len(directory)
+        tail = struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, 1, 1, len(directory), at)
+        tail += struct.pack("<IIQI", 0x07064B50, 0, end64, 1)
+        at = 0xFFFFFFFF
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(directory), at, len(comment))
+    return directory + tail + end + comment
+
+
+Segment = tuple[int, int, str, int, int, int, int]  # first record, end, key, offset, compressed, plain, crc
+
+
+@dataclass
+class _StreamState:
+    file: str  # the zip, in the cache folder
+    start: int  # where its deflate data starts
+    lengths: array  # per record: its bytes in this stream
+    segments: list[Segment]
+    key: str  # of every segment: the same key, the same file
     bytes: int
-    uncompressed_bytes: int
+    plain: int
     sha256: str
 
 
-def file_name(as_of: dt.date, table: str, fmt: str) -> str:
-    return f"{PREFIX}-{as_of.isoformat()}-{table}.{fmt}"
+@dataclass
+class _State:
+    """What last night's cache holds: per record (in that night's order) its keys and dates, per
+    stream its zip and the segments in it."""
+
+    gen: str
+    dkeys: list[str]  # the record's own key (digest, site settings, code)
+    keys: list[str]  # dkey and the date its rows hold until: what a segment is made of
+    encoded_on: array  # ordinal of the as-of date its rows were encoded for
+    until: array  # ordinal of facts' stable_until then
+    rows: list[array]  # per table (records last): rows per record
+    streams: dict[str, _StreamState]
+    version: int = _STATE_VERSION
+    code: str = CODE
 
 
-def _zip(plain: Path, target: Path, inner: str, as_of: dt.date, comment: str) -> None:
-    """A zip that is the same bytes for the same content: fixed time, order and permissions."""
-    info = zipfile.ZipInfo(inner, date_time=(as_of.year, as_of.month, as_of.day, 0, 0, 0))
-    info.compress_type = zipfile.ZIP_DEFLATED
-    info.create_system = 3  # Unix, wherever the build runs
-    info.external_attr = 0o100644 << 16
-    info.file_size = plain.stat().st_size  # known in advance: zipfile then decides on ZIP64 by itself
-    with zipfile.ZipFile(target, "w") as zf:
-        zf.comment = comment.encode("ascii")
-        with plain.open("rb") as src, zf.open(info, "w") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
+def _read_state(folder: Path) -> _State | None:
+    try:
+        state = pickle.loads((folder / "state.pickle").read_bytes())
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, TypeError):
+        return None
+    if not isinstance(state, _State) or state.version != _STATE_VERSION or state.code != CODE:
+        return None
+    if set(state.streams) != {s.name for s in STREAMS}:
+        return None
+    if any(not (folder / st.file).is_file() for st in state.streams.values()):
+        return None
+    return state
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
+@dataclass
+class _Plan:
+    """Tonight's records and where each one's bytes come from."""
+
+    n: int
+    dkeys: list[str]
+    keys: list[str]
+    cuts: list[int]  # per record: the number its segment boundaries are chosen by
+    old: list[int]  # per record: its index in last night's state, or -1 when encoded tonight
+    encoded_on: array
+    until: array
+    rows: list[array]  # per table (records last), per record
+    lengths: list[array]  # per stream, per record
+    spooled: list[array]  # per stream, per record encoded tonight: where its bytes are in the spool
+    spool: list[int]  # per stream: the spool file (a descriptor)
+    previous: _State | None
+    folder: Path
+    gen: str
+    groups: dict[int, list[tuple[int, int, str]]] = field(default_factory=dict)  # by `every`
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _groups(plan: _Plan, lengths: array) -> list[tuple[int, int, str]]:
+    """Records in segments of about SEGMENT_BYTES, with the hash of their keys: a segment ends after
+    a record whose digest says so, one in `every` (a power of two chosen by the stream's mean bytes
+    per record). Streams of the same `every` share the work."""
+    if plan.n == 0:
+        return []
+    mean = max(sum(lengths) / plan.n, 1.0)
+    every = 1 << min(16, max(0, round(math.log2(SEGMENT_BYTES / mean))))
+    with plan.lock:
+        if every not in plan.groups:
+            groups, first = [], 0
+            for i, cut in enumerate(plan.cuts):
+                if cut % every == 0 or i == plan.n - 1:
+                    groups.append((first, i + 1, _segment_key("", plan.keys[first : i + 1])))
+                    first = i + 1
+            plan.groups[every] = groups
+        return plan.groups[every]
+
+
+def _segment_key(stream: str, keys: Sequence[str]) -> str:
+    h = hashlib.blake2b(f"{stream}\0{LEVEL}\0{SEGMENT_BYTES}".encode(), digest_size=12)
+    for k in keys:
+        h.update(k.encode())
     return h.hexdigest()
 
 
-def _publish(
-    plain: Path, folder: Path, as_of: dt.date, table: str, fmt: Literal["csv", "jsonl"], rows: int, base: str
-) -> Download:
-    inner = file_name(as_of, table, fmt)
-    target = folder / f"{inner}.zip"
-    _zip(plain, target, inner, as_of, f"yimatong open data; table {table}; as of {as_of.isoformat()}; {base}{DATA}")
-    return Download(target.name, table, fmt, rows, target.stat().st_size, plain.stat().st_size, _sha256(target))
+class _OldBytes:
+    """Last night's bytes of one stream, read back one segment at a time (records arrive in order)."""
+
+    def __init__(self, state: _StreamState, fd: int) -> None:
+        self.state = state
+        self.fd = fd
+        self.firsts = [s[0] for s in state.segments]
+        self.offsets = array("Q", itertools.accumulate(state.lengths, initial=0))
+        self.at: int | None = None
+        self.plain = b""
+
+    def compressed(self, seg: Segment) -> bytes:
+        return os.pread(self.fd, seg[4], self.state.start + seg[3])
+
+    def record(self, j: int) -> bytes:
+        k = bisect.bisect_right(self.firsts, j) - 1
+        if k != self.at:
+            self.at = k
+            self.plain = zlib.decompressobj(-15).decompress(self.compressed(self.state.segments[k]))
+        start = self.offsets[j] - self.offsets[self.state.segments[k][0]]
+        return self.plain[start : start + self.state.lengths[j]]
+
+
+def _record_bytes(plan: _Plan, stream: Stream, i: int, old: _OldBytes | None) -> bytes:
+    size = plan.lengths[stream.index][i]
+    if plan.old[i] < 0:
+        return os.pread(plan.spool[stream.index], size, plan.spooled[stream.index][i]) if size else b""
+    assert old is not None
+    return old.record(plan.old[i])
+
+
+def _write_stream(plan: _Plan, stream: Stream, header: bytes, comment: bytes) -> tuple[_StreamState, int]:
+    """Tonight's zip of one stream, in the cache folder: unchanged segments copied, the rest compressed."""
+    lengths = plan.lengths[stream.index]
+    segments: list[tuple[int, int, str]] = [(0, 0, _segment_key(stream.name, [header.hex()]))] if header else []
+    segments += [(a, b, _segment_key(stream.name, [k])) for a, b, k in _groups(plan, lengths)]
+    key = _segment_key(stream.name, [s[2] for s in segments])
+    name = f"{stream.name}.{plan.gen}.zip"
+    target = plan.folder / name
+    prev = plan.previous.streams[stream.name] if plan.previous else None
+    if prev is not None and prev.key == key:
+        os.link(plan.folder / prev.file, target)  # the same segments: the same bytes
+        return replace(prev, file=name, lengths=lengths), 0
+    reusable = {s[2]: s for s in prev.segments} if prev else {}
+    usize = len(header) + sum(lengths)
+    zip64 = usize >= _LIMIT
+    inner = stream.name.encode()
+    fd = os.open(plan.folder / prev.file, os.O_RDONLY) if prev else -1
+    try:
+        old = _OldBytes(prev, fd) if prev else None
+        done: list[Segment] = []
+        crc, offset, plain_total, compressed = 0, 0, 0, 0
+        with target.open("wb") as out:
+            start = len(_local_header(inner, 0, 0, 0, zip64))
+            out.write(b"\0" * start)  # the header once the sizes and CRC are known
+            for first, end, seg_key in segments:
+                seg = reusable.get(seg_key)
+                if seg is not None and old is not None:
+                    data, size, seg_crc = old.compressed(seg), seg[5], seg[6]
+                else:
+                    plain = (
+                        header
+                        if first == end
+                        else b"".join(_record_bytes(plan, stream, i, old) for i in range(first, end))
+                    )
+                    data, size, seg_crc = compress_segment(plain), len(plain), zlib.crc32(plain)
+                    compressed += 1
+                out.write(data)
+                done.append((first, end, seg_key, offset, len(data), size, seg_crc))
+                offset += len(data)
+                crc = crc_combine(crc, seg_crc, size)
+                plain_total += size
+            out.write(_END)
+            csize = offset + len(_END)
+            assert plain_total == usize and (zip64 or csize < _LIMIT), stream.name
+            out.write(_central(inner, crc, csize, usize, zip64, comment))
+            out.seek(0)
+            out.write(_local_header(inner, crc, csize, usize, zip64))
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    with target.open("rb") as f:
+        sha = hashlib.file_digest(f, "sha256").hexdigest()
+    return _StreamState(name, start, lengths, done, key, target.stat().st_size, usize, sha), compressed
 
 
 # --- the monthly archive ---------------------------------------------------------------------
@@ -775,10 +499,17 @@ def _read_snapshot(folder: Path) -> Snapshot | None:
 
 
 def _archive(
-    previous: Path | None, out: Path, current: Snapshot, manifest: str, sums: str, notes: list[str]
+    previous: Path | None,
+    out: Path,
+    current: Snapshot,
+    sources: dict[str, str],
+    manifest: str,
+    sums: str,
+    notes: list[str],
 ) -> list[Snapshot]:
     """Keep the last 12 months' snapshots: those of `previous` unchanged (a cited file must stay the
-    same), plus this month's if it has none yet. Newest first."""
+    same), plus this month's if it has none yet (its dated files are links of the latest files
+    named in `sources`). Newest first."""
     window = set(facts.months_back(dt.date.fromisoformat(current.as_of), ARCHIVE_MONTHS))
     kept: list[Snapshot] = []
     old = previous / DATA / ARCHIVE if previous else None
@@ -800,7 +531,7 @@ def _archive(
         target = out / ARCHIVE / current.month
         target.mkdir(parents=True)
         for f in current.files:
-            _link_or_copy(out / f.name, target / f.name)
+            _link_or_copy(out / sources[f.name], target / f.name)
         (target / MANIFEST).write_text(manifest, encoding="utf-8")
         (target / SUMS).write_text(sums, encoding="utf-8")
         kept.append(current)
@@ -901,68 +632,241 @@ def dictionary() -> list[dict[str, Any]]:
 
 
 @dataclass(frozen=True)
+class Download:
+    """One published file, as data/index.json lists it."""
+
+    name: str  # the file name, beside the manifest that lists it
+    table: str
+    format: Literal["csv", "jsonl"]
+    rows: int
+    bytes: int
+    uncompressed_bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
 class OpenDataStats:
-    records: int  # data.json files written
+    records: int  # data.json files in the output
     downloads: list[Download]
     archive: list[str]  # months kept, newest first
     notes: list[str]  # what the build log should say (an incomplete old snapshot dropped)
+    encoded: int = 0  # enterprises whose rows were encoded tonight (the rest came from the cache)
+    linked: int = 0  # data.json files hard-linked from the live build
+    compressed: int = 0  # segments compressed tonight (the rest were copied from last night's zips)
+    segments: int = 0
 
     @property
     def bytes(self) -> int:
         return sum(d.bytes for d in self.downloads)
 
 
-def document(view: View, base_url: str, as_of: dt.date) -> dict[str, Any]:
-    """What `P/<permit>/data.json` holds: the public view with its permanent URL and as-of date."""
-    url = urls.absolute(base_url, urls.enterprise_path(view["permit_no"]))
-    return {"schema_version": view["schema_version"], "url": url, "as_of": as_of.isoformat(), **view}
+def _dkey(entry: Entry, base_url: str, place: Place) -> str:
+    return key_of(CACHE, entry.digest, CODE, base_url, [place.city, place.city_code, place.county])
 
 
 def write_open_data(
-    loaded: Loaded, staging: Path, previous: Path | None, progress: Progress | None = None
+    loaded: Loaded,
+    staging: Path,
+    previous: Path | None,
+    progress: Progress | None = None,
+    *,
+    cache_dir: Path | None = None,
+    reuse: Reuse | None = None,
+    workers: int | None = None,
 ) -> OpenDataStats:
     """Write every data.json, the bulk downloads, the archive and the data page into `staging`.
-    `previous` is the currently published output, whose archive is carried over."""
+    `previous` is the currently published output, whose archive is carried over; `cache_dir` keeps
+    the encoded rows and compressed segments for the next build (None: a throwaway cache); `reuse`
+    links unchanged data.json files from the live build."""
+    if cache_dir is None:
+        with tempfile.TemporaryDirectory(prefix="yimatong-opendata-") as tmp:
+            return write_open_data(loaded, staging, previous, progress, cache_dir=Path(tmp), reuse=reuse)
+    folder = cache_dir / CACHE
+    folder.mkdir(parents=True, exist_ok=True)
+    spool_dir = Path(tempfile.mkdtemp(prefix=".spool-", dir=folder))
+    try:
+        plan, encoded = _plan(loaded, folder, spool_dir, progress, workers or os.cpu_count() or 1)
+        try:
+            return _publish(loaded, staging, previous, plan, reuse, encoded)
+        finally:
+            for fd in plan.spool:
+                os.close(fd)
+    finally:
+        shutil.rmtree(spool_dir, ignore_errors=True)
+
+
+def _plan(loaded: Loaded, folder: Path, spool_dir: Path, progress: Progress | None, workers: int) -> tuple[_Plan, int]:
+    """Tonight's records: those whose rows still hold are found in last night's state; the others
+    are encoded (in `workers` processes) into spool files, one per stream."""
+    global _JOB
+    site = loaded.site
+    today = site.as_of.toordinal()
+    state = _read_state(folder)
+    place = pages.places(loaded.regions)
+    entries = loaded.entries
+    n = len(entries)
+    places = [place(e.region) for e in entries]
+    dkeys = [_dkey(e, site.base_url, p) for e, p in zip(entries, places, strict=True)]
+    known = {k: j for j, k in enumerate(state.dkeys)} if state else {}
+    old = [-1] * n
+    plan = _Plan(
+        n=n,
+        dkeys=dkeys,
+        keys=[""] * n,
+        cuts=[int(e.digest[-8:], 16) for e in entries],
+        old=old,
+        encoded_on=array("l", [today]) * n,
+        until=array("l", [today]) * n,
+        rows=[array("L", [0]) * n for _ in range(len(TABLES) + 1)],
+        lengths=[array("Q", [0]) * n for _ in STREAMS],
+        spooled=[array("Q", [0]) * n for _ in STREAMS],
+        spool=[],
+        previous=state,
+        folder=folder,
+        gen=f"{os.getpid():x}-{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S%f}",
+    )
+    if state is not None:
+        for i, k in enumerate(dkeys):
+            j = known.get(k, -1)
+            # Same record and settings, and none of its date-dependent facts has changed since.
+            if j >= 0 and state.encoded_on[j] <= today < state.until[j]:
+                old[i] = j
+                plan.keys[i], plan.encoded_on[i], plan.until[i] = state.keys[j], state.encoded_on[j], state.until[j]
+        # Last night's lengths and row counts of the records found, one column at a time (fast).
+        plan.lengths = [_take(state.streams[s.name].lengths, old, "Q") for s in STREAMS]
+        plan.rows = [_take(r, old, "L") for r in state.rows]
+    missing = [i for i in range(n) if old[i] < 0]
+    writers = [(spool_dir / s.name).open("wb", buffering=1 << 20) for s in STREAMS]
+    positions = [0] * len(STREAMS)
+    done = n - len(missing)
+    _JOB = _EncodeJob(loaded, site.base_url, places, site.as_of)
+    try:
+        for batch, encoded in _encoded(missing, workers):
+            for i, enc in zip(batch, encoded, strict=True):
+                for s, part, w in zip(STREAMS, enc.parts, writers, strict=True):
+                    plan.spooled[s.index][i] = positions[s.index]
+                    plan.lengths[s.index][i] = len(part)
+                    positions[s.index] += len(part)
+                    w.write(part)
+                for t, r in enumerate(plan.rows):
+                    r[i] = enc.rows[t]
+                plan.until[i] = enc.until
+                plan.keys[i] = key_of(dkeys[i], enc.until)
+            done += len(batch)
+            if progress:
+                progress(done, n)
+    finally:
+        _JOB = None
+        for w in writers:
+            w.close()
+    if progress and not missing:
+        progress(n, n)
+    plan.spool = [os.open(spool_dir / s.name, os.O_RDONLY) for s in STREAMS]
+    return plan, len(missing)
+
+
+def _take(column: array, at: list[int], typecode: str) -> array:
+    return array(typecode, [column[j] if j >= 0 else 0 for j in at])
+
+
+def _publish(
+    loaded: Loaded, staging: Path, previous: Path | None, plan: _Plan, reuse: Reuse | None, encoded: int
+) -> OpenDataStats:
     site = loaded.site
     as_of = site.as_of
     out = staging / DATA
-    plain = out / ".plain"  # uncompressed tables while they grow; removed once zipped
-    plain.mkdir(parents=True)
-    place = pages.places(loaded.regions)
-    total = len(loaded.entries)
-    count = 0
-    with ExitStack() as stack:
-        tables = [_TableOut(t, plain, stack) for t in TABLES]
-        records = stack.enter_context(open(plain / f"{RECORDS}.jsonl", "w", encoding="utf-8", newline="\n"))
-        for entry, view in iter_views(loaded):
-            line = _json_line(document(view, site.base_url, as_of))
-            pages.write(staging, urls.enterprise_path(entry.permit_no) + "data.json", line)
-            records.write(line)
-            rec = Rec(view, as_of, site.base_url, place(entry.region))
-            for t in tables:
-                t.add(rec)
-            count += 1
-            if progress and (count % 500 == 0 or count == total):
-                progress(count, total)
+    out.mkdir(parents=True, exist_ok=True)
+    by_name = {t.name: t for t in TABLES}
+    headers = {s.name: csv_header(by_name[s.table]) if s.format == "csv" else b"" for s in STREAMS}
+    comment = {s.name: f"yimatong open data; table {s.table}; {site.base_url}{DATA}".encode() for s in STREAMS}
+    # zlib and the file reads release the GIL: the streams compress on every core while this
+    # thread writes the data.json files.
+    with ThreadPoolExecutor(max_workers=min(len(STREAMS), os.cpu_count() or 1)) as pool:
+        jobs = {s.name: pool.submit(_write_stream, plan, s, headers[s.name], comment[s.name]) for s in STREAMS}
+        linked = _documents(loaded, staging, plan, reuse)
+        results = {name: job.result() for name, job in jobs.items()}
+    streams = {name: r[0] for name, r in results.items()}
+
     downloads = []
-    for t in tables:
-        for fmt in ("csv", "jsonl"):
-            downloads.append(
-                _publish(plain / f"{t.table.name}.{fmt}", out, as_of, t.table.name, fmt, t.rows, site.base_url)
-            )
-    downloads.append(_publish(plain / f"{RECORDS}.jsonl", out, as_of, RECORDS, "jsonl", count, site.base_url))
-    shutil.rmtree(plain)
+    for s in STREAMS:
+        st = streams[s.name]
+        path = f"{DATA}{s.name}.zip"
+        if reuse is None or not reuse.link(path, st.key):
+            _link_or_copy(plan.folder / st.file, staging / path)
+        rows = sum(plan.rows[len(TABLES) if s.table == RECORDS else [t.name for t in TABLES].index(s.table)])
+        downloads.append(Download(f"{s.name}.zip", s.table, s.format, rows, st.bytes, st.plain, st.sha256))
+    _save(plan, streams)
 
     snapshot = _manifest(site.program_name, as_of, downloads)
     sums = "".join(f"{d.sha256}  {d.name}\n" for d in downloads)  # `sha256sum -c SHA256SUMS`
     notes: list[str] = []
-    current = Snapshot(as_of.strftime("%Y-%m"), as_of.isoformat(), downloads)
-    archive = _archive(previous, out, current, _dump(snapshot), sums, notes)
+    dated = [replace(d, name=dated_name(as_of, d.name)) for d in downloads]
+    current = Snapshot(as_of.strftime("%Y-%m"), as_of.isoformat(), dated)
+    archived = _dump(_manifest(site.program_name, as_of, dated))
+    archived_sums = "".join(f"{d.sha256}  {d.name}\n" for d in dated)
+    sources = {d.name: f.name for d, f in zip(dated, downloads, strict=True)}
+    archive = _archive(previous, out, current, sources, archived, archived_sums, notes)
     listing = [{"month": s.month, "as_of": s.as_of, "path": f"{ARCHIVE}{s.month}/"} for s in archive]
     (out / MANIFEST).write_text(_dump({**snapshot, "archive": listing}), encoding="utf-8")
     (out / SUMS).write_text(sums, encoding="utf-8")
-    _page(loaded, staging, downloads, archive, count)
-    return OpenDataStats(count, downloads, [s.month for s in archive], notes)
+    _page(loaded, staging, downloads, archive, plan.n)
+    return OpenDataStats(
+        plan.n,
+        downloads,
+        [s.month for s in archive],
+        notes,
+        encoded=encoded,
+        linked=linked,
+        compressed=sum(r[1] for r in results.values()),
+        segments=sum(len(st.segments) for st in streams.values()),
+    )
+
+
+def _documents(loaded: Loaded, staging: Path, plan: _Plan, reuse: Reuse | None) -> int:
+    """Every P/<permit>/data.json: linked from the live build when its record is unchanged, else
+    written from the records stream's bytes (tonight's, or last night's for a record the live build
+    lacks)."""
+    site = loaded.site
+    records = STREAMS[-1]
+    old: _OldBytes | None = None
+    fd = -1
+    linked = 0
+    try:
+        for i, e in enumerate(loaded.entries):
+            path = urls.enterprise_path(e.permit_no) + "data.json"
+            if reuse is not None and reuse.link(path, key_of("data.json", e.digest, site.base_url, DOCUMENT_CODE)):
+                linked += 1
+                continue
+            if plan.old[i] >= 0 and old is None:
+                assert plan.previous is not None
+                prev = plan.previous.streams[records.name]
+                fd = os.open(plan.folder / prev.file, os.O_RDONLY)
+                old = _OldBytes(prev, fd)
+            target = staging / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(_record_bytes(plan, records, i, old))
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    return linked
+
+
+def _save(plan: _Plan, streams: dict[str, _StreamState]) -> None:
+    """Tonight's state for the next build, then last night's zips go (a run that dies before the
+    state is replaced leaves last night's state and zips as they were)."""
+    state = _State(plan.gen, plan.dkeys, plan.keys, plan.encoded_on, plan.until, plan.rows, streams)
+    tmp = plan.folder / f"state.{plan.gen}.tmp"
+    tmp.write_bytes(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+    tmp.replace(plan.folder / "state.pickle")
+    keep = {st.file for st in streams.values()} | {"state.pickle"}
+    for f in plan.folder.iterdir():
+        if f.name not in keep and not f.name.startswith(".spool-"):
+            f.unlink(missing_ok=True)
+
+
+def dated_name(as_of: dt.date, name: str) -> str:
+    """A file's name in the monthly archive: the snapshot's date after the prefix."""
+    return name.replace(f"{PREFIX}-", f"{PREFIX}-{as_of.isoformat()}-", 1)
 
 
 def _manifest(program: str, as_of: dt.date, downloads: list[Download]) -> dict[str, Any]:

@@ -104,7 +104,15 @@ def _build(data: Path, out: Path, cache: Path, progress: Progress | None, option
     timer.lap("pages")
     search.build_search(loaded, rendered.rows, staging, progress=_stage(progress, "搜索", "search"))
     timer.lap("search")
-    opendata.write_open_data(loaded, staging, live, progress=_stage(progress, "开放数据", "opendata"))
+    opendata.write_open_data(
+        loaded,
+        staging,
+        live,
+        progress=_stage(progress, "开放数据", "opendata"),
+        cache_dir=None if options.full else cache,
+        reuse=reuse,
+        workers=options.workers,
+    )
     timer.lap("open data")
     sign_stats = None
     signs_absent = False
