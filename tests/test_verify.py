@@ -335,6 +335,22 @@ def test_an_id_number_a_mobile_and_a_withheld_value_are_caught_in_a_page_a_json_
     assert all(p.line for p in problems)
 
 
+def test_a_withheld_value_in_its_own_permits_row_of_a_zipped_table_is_caught_and_elsewhere_is_not(
+    site: Path, base_url: str, confidential: dict[str, set[str]]
+) -> None:
+    """How the build calls it (no all_secrets): a row naming the permit that withholds a value must
+    not hold that value; the same value in another holder's row may be that holder's public data."""
+    permit = next(p for p, values in confidential.items() if SECRET in values)
+    other = next(p for p in sorted(confidential) if p != permit and SECRET not in confidential[p])
+    archive = next(p for p in sorted(verify.tree(site)) if p.startswith("data/") and p.endswith("enterprises.csv.zip"))
+    member = _plant_in_zip(site / archive, ".csv", f"{permit},x,{SECRET}\r\n{other},x,{SECRET}\r\n")
+    problems = _check(site, base_url, changed={archive}, secrets=lambda p: confidential.get(p, ()))
+    assert [(p.file, p.field, "不予公开" in p.message) for p in problems] == [(archive, member, True)]
+    line = (problems[0].line or 0) - 1
+    with zipfile.ZipFile(site / archive) as z:
+        assert z.read(member).decode("utf-8-sig").splitlines()[line].startswith(permit)
+
+
 def test_credit_codes_permit_numbers_hashes_and_the_hotline_are_not_personal_data() -> None:
     text = (
         "91451322156251412N001P 110105194912310021001P 12345 0771-5551234 "

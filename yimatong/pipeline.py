@@ -163,13 +163,10 @@ def check(
 ) -> list[Problem]:
     """Verify the staging tree: links, QR targets, pages whole, nothing withheld or personal in it,
     nothing published last night gone. On an incremental night only what changed is read (the
-    rest was verified the night it was written)."""
+    rest was verified the night it was written). A record's withheld values are looked for in its
+    own files and in every row that names it (verify.row_secrets)."""
     common = _published_anyway(loaded)
     mine = {e.permit_no: set(e.secrets) - common for e in loaded.entries}
-    names = {e.name for e in loaded.entries}
-    # Aggregate files are checked by whole fields against every record's withheld values; short
-    # ones (a waste type, a town) are public in other records, so only distinctive ones count there.
-    everyone = {s for e in loaded.entries for s in e.secrets if len(s) >= 8} - common - names
     before = None
     if previous is not None:
         unsigned = {r.permit_no for r in rendered.rows if r.status not in signs.SIGNED_STATUSES}
@@ -185,7 +182,6 @@ def check(
         previous=before,
         qr_urls=sign_stats.qr_urls if sign_stats else [],
         secrets=lambda permit: mine.get(permit, ()),
-        all_secrets=everyone,
         allow_shrink=options.allow_shrink,
         workers=options.workers or os.cpu_count() or 1,
         not_built=("signs/",) if signs_absent else (),

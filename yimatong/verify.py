@@ -438,12 +438,33 @@ def check_text(job: _Job, rel: str, text: str, kind: str, first_line: int, membe
         for value in sorted({v for v in map(str.strip, job.secrets(permit)) if len(v) >= MIN_SECRET}):
             if value in text:
                 found(value, "出现不予公开的内容")
-    elif job.all_secrets:  # aggregate files: everybody's values, as whole fields
-        for value in sorted(fields(text, kind) & job.all_secrets):
-            found(value, "出现不予公开的内容")
+    else:
+        if job.secrets is not None:  # aggregate files: each row's own permit's values, in that row
+            for value in sorted(row_secrets(text, job.secrets)):
+                found(value, "出现不予公开的内容")
+        if job.all_secrets:  # and everybody's values, as whole fields
+            for value in sorted(fields(text, kind) & job.all_secrets):
+                found(value, "出现不予公开的内容")
     if kind != "html" and job.site.base_url in text:
         out += _check_urls(job.site, rel, text, kind, first_line, member)
     return out
+
+
+_PERMIT_NO = re.compile(r"[0-9A-HJ-NPQRTUWXY]{18}[0-9]{3}[A-Z](?![0-9A-Za-z])")
+
+
+def row_secrets(text: str, secrets: Callable[[str], Iterable[str]]) -> set[str]:
+    """Values a permit withholds, found on a line (a CSV or JSON Lines row, a list entry) that names
+    that permit. Rows are where aggregate files put a record's values; a value withheld by one
+    holder is often public for another (a disposal company, a waste code), so matching every
+    record's values against every row would cry wolf."""
+    found: set[str] = set()
+    for m in _PERMIT_NO.finditer(text):
+        start = text.rfind("\n", 0, m.start()) + 1
+        end = text.find("\n", m.end())
+        line = text[start : end if end >= 0 else len(text)]
+        found.update(v for v in map(str.strip, secrets(m.group(0))) if len(v) >= MIN_SECRET and v in line)
+    return found
 
 
 def id_numbers(text: str, usccs: frozenset[str] = frozenset()) -> list[str]:
