@@ -206,10 +206,10 @@ def record_checks(rec: EnterpriseFile) -> list[Check]:
     return out
 
 
-def entry_of(record: EnterpriseFile, file: str, digest: str) -> Entry:
+def entry_of(record: EnterpriseFile, file: str, digest: str, view: dict[str, Any] | None = None) -> Entry:
     e = record.enterprise
     level = record.credit.level if record.credit else None
-    hidden = tuple(sorted(secrets(record)))
+    hidden = tuple(sorted(secrets(record, view)))
     return Entry(file, digest, record.permit_no, e.name, e.uscc, e.region, record.permit.category, level, hidden)
 
 
@@ -251,8 +251,9 @@ def _work(batch: list[str]) -> list[tuple[str, str | None, Outcome | None]]:
         record, problems = read_model(raw, EnterpriseFile)
         entry = None
         if record is not None:
-            entry = entry_of(record, "", digest)
-            job.store.put(digest, public_view(record), set(entry.secrets))
+            view = public_view(record)
+            entry = entry_of(record, "", digest, view)
+            job.store.put(digest, view, set(entry.secrets))
         out.append((rel, digest, (entry, problems)))
     return out
 
