@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,9 +165,18 @@ def check(
     """Verify the staging tree: links, QR targets, pages whole, nothing withheld or personal in it,
     nothing published last night gone. On an incremental night only what changed is read (the
     rest was verified the night it was written). A record's withheld values are looked for in its
-    own files and in every row that names it (verify.row_secrets)."""
+    own files, in every row that names it (verify.row_secrets), and anywhere else unless the line
+    names other holders only."""
     common = _published_anyway(loaded)
     mine = {e.permit_no: set(e.secrets) - common for e in loaded.entries}
+    # Elsewhere (lists, the home page, search, the tables) the distinctive values, with their owners:
+    # found on a line that names only other holders, a value is theirs to publish.
+    names = {e.name for e in loaded.entries}
+    everyone: dict[str, set[str]] = defaultdict(set)
+    for e in loaded.entries:
+        for value in e.secrets:
+            if len(value) >= 8 and value not in common and value not in names:
+                everyone[value].add(e.permit_no)
     before = None
     if previous is not None:
         unsigned = {r.permit_no for r in rendered.rows if r.status not in signs.SIGNED_STATUSES}
@@ -182,6 +192,7 @@ def check(
         previous=before,
         qr_urls=sign_stats.qr_urls if sign_stats else [],
         secrets=lambda permit: mine.get(permit, ()),
+        all_secrets=everyone,
         allow_shrink=options.allow_shrink,
         workers=options.workers or os.cpu_count() or 1,
         not_built=("signs/",) if signs_absent else (),
@@ -189,8 +200,8 @@ def check(
 
 
 def _published_anyway(loaded: Loaded) -> set[str]:
-    """Strings every page shows (the site settings, the regions and their bureaus): a record may
-    withhold one of them in a field, but finding it in the output is no leak."""
+    """Strings the site shows anyway (the site settings, the regions and their bureaus, the export
+    format's examples): a record may withhold one of them in a field, but finding it is no leak."""
     found: set[str] = set()
 
     def walk(obj: Any) -> None:
@@ -205,6 +216,8 @@ def _published_anyway(loaded: Loaded) -> set[str]:
 
     walk(loaded.site.model_dump(mode="json"))
     walk(loaded.regions.model_dump(mode="json"))
+    for text in docs.json_schema_files(loaded.site.base_url).values():  # the format's examples
+        walk(json.loads(text))
     return found
 
 

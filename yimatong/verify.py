@@ -51,7 +51,7 @@ import posixpath
 import re
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from html import unescape
 from pathlib import Path
@@ -100,7 +100,7 @@ def verify(
     previous: dict[str, str] | None,
     qr_urls: Iterable[str],
     secrets: Callable[[str], Iterable[str]] | None = None,
-    all_secrets: Iterable[str] = (),
+    all_secrets: Iterable[str] | Mapping[str, Iterable[str]] = (),
     allow_shrink: bool = False,
     workers: int = 2,
     not_built: tuple[str, ...] = (),
@@ -110,15 +110,21 @@ def verify(
     `changed`: the site-relative paths new or changed since the live build (None: read every file);
     `previous`: the live build's files (path -> sha256), None on the first build; `qr_urls`: every
     URL a sign's QR code carries; `secrets(permit_no)`: that record's confidential strings;
-    `all_secrets`: every record's confidential strings that no record publishes; `not_built`: path
+    `all_secrets`: every record's confidential strings, or a mapping of each to the permits that
+    withhold it (then an occurrence on a line that names only other permits is taken for their
+    public data, not a leak); `not_built`: path
     prefixes this build leaves out on purpose (signs, with --no-signs and none to carry over): links
     into them are not followed.
     """
     paths = tree(staging)
     site = Site.of(base_url, paths, not_built)
     to_read = sorted(paths if changed is None else (set(changed) & paths))
-    wanted = frozenset(v for v in map(str.strip, all_secrets) if len(v) >= MIN_SECRET)
-    job = _Job(staging, site, secrets, wanted)
+    owners: dict[str, frozenset[str]] = {}
+    for v in all_secrets:
+        mine = frozenset(all_secrets[v]) if isinstance(all_secrets, Mapping) else frozenset()
+        if len(v.strip()) >= MIN_SECRET:
+            owners[v.strip()] = owners.get(v.strip(), frozenset()) | mine
+    job = _Job(staging, site, secrets, frozenset(owners), owners)
     problems = _read_all(job, to_read, workers)
     problems += check_qr_urls(site, qr_urls)
     if previous is not None:
@@ -243,6 +249,7 @@ class _Job:
     site: Site
     secrets: Callable[[str], Iterable[str]] | None
     all_secrets: frozenset[str]
+    owners: dict[str, frozenset[str]] = field(default_factory=dict)  # value -> permits withholding it
     links: dict[tuple[Any, str], str | None] = field(default_factory=dict)  # per process: why broken
 
 
@@ -444,13 +451,30 @@ def check_text(job: _Job, rel: str, text: str, kind: str, first_line: int, membe
                 found(value, "出现不予公开的内容")
         if job.all_secrets:  # and everybody's values, as whole fields
             for value in sorted(fields(text, kind) & job.all_secrets):
-                found(value, "出现不予公开的内容")
+                if not _public_elsewhere(text, value, job.owners.get(value)):
+                    found(value, "出现不予公开的内容")
     if kind != "html" and job.site.base_url in text:
         out += _check_urls(job.site, rel, text, kind, first_line, member)
     return out
 
 
 _PERMIT_NO = re.compile(r"[0-9A-HJ-NPQRTUWXY]{18}[0-9]{3}[A-Z](?![0-9A-Za-z])")
+
+
+def _public_elsewhere(text: str, value: str, owners: frozenset[str] | None) -> bool:
+    """Every occurrence of `value` is on a line naming permits, none of which withholds it: another
+    holder's own public data (a disposal company, a waste code) rather than a leak."""
+    if not owners:
+        return False
+    at = text.find(value)
+    while at >= 0:
+        start = text.rfind("\n", 0, at) + 1
+        end = text.find("\n", at)
+        named = set(_PERMIT_NO.findall(text, start, end if end >= 0 else len(text)))
+        if not named or named & owners:
+            return False
+        at = text.find(value, at + len(value))
+    return True
 
 
 def row_secrets(text: str, secrets: Callable[[str], Iterable[str]]) -> set[str]:
