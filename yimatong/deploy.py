@@ -60,6 +60,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .errors import YimatongError
+from .manifest import walk
 
 STATE_KEY = ".yimatong/deployed.json.gz"
 MANIFESTS = (".yimatong/manifest.json.gz", ".yimatong/manifest.json")  # written by the build (manifest.py)
@@ -179,17 +180,6 @@ def phase_of(path: str, ctype: str) -> int:
     if path.endswith(".html"):
         return PAGES
     return ASSETS
-
-
-def walk(out: Path) -> Iterator[str]:
-    """Every file under `out`, dot paths left out, as sorted relative paths."""
-    for root, dirs, files in os.walk(out):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        rel = Path(root).relative_to(out).as_posix()
-        prefix = "" if rel == "." else rel + "/"
-        for name in sorted(files):
-            if not name.startswith("."):
-                yield prefix + name
 
 
 def file_hashes(file: Path, md5: bool) -> tuple[str, str | None]:

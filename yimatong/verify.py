@@ -46,7 +46,6 @@ import io
 import itertools
 import json
 import multiprocessing
-import os
 import posixpath
 import re
 import zipfile
@@ -61,6 +60,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import BaseModel
 
 from .errors import Problem
+from .manifest import walk
 from .public import ID_CARD as _ID_CARD
 from .public import MOBILE as _MOBILE  # one definition of what personal data looks like
 from .schema import Block, Withholdable
@@ -142,21 +142,9 @@ def errors(problems: Iterable[Problem]) -> list[Problem]:
 
 
 def tree(root: Path) -> set[str]:
-    """Every file under root, as site-relative paths with '/' (one scandir walk); dot paths (the
-    build's state and marker, never deployed) are left out."""
-    out: set[str] = set()
-    stack = [(str(root), "")]
-    while stack:
-        directory, prefix = stack.pop()
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                if entry.name.startswith("."):
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append((entry.path, f"{prefix}{entry.name}/"))
-                else:
-                    out.add(prefix + entry.name)
-    return out
+    """Every file under root as site-relative paths; dot paths (the build's state, never deployed)
+    left out."""
+    return set(walk(root))
 
 
 # --- the site's address space --------------------------------------------------------------------
