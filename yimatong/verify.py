@@ -424,10 +424,11 @@ def check_text(job: _Job, rel: str, text: str, kind: str, first_line: int, membe
     def found(value: str, what: str) -> None:
         out.append(Problem(rel, _line_of(text, value, first_line), member, f"{what}：{_masked(value)}"))
 
-    for value in id_numbers(text, job.site.usccs):
-        found(value, "出现居民身份证号码")
-    for value in mobile_numbers(text):
-        found(value, "出现个人手机号码")
+    if not _CODE_LIST.match(rel):
+        for value in id_numbers(text, job.site.usccs):
+            found(value, "出现居民身份证号码")
+        for value in mobile_numbers(text):
+            found(value, "出现个人手机号码")
     permit = _permit_of(rel)
     if permit and job.secrets is not None:  # a permit's own files: its own values, as substrings
         for value in sorted({v for v in map(str.strip, job.secrets(permit)) if len(v) >= MIN_SECRET}):
@@ -446,6 +447,9 @@ def check_text(job: _Job, rel: str, text: str, kind: str, first_line: int, membe
     return out
 
 
+# The search index's sorted lists of permit numbers, forwards and reversed: nothing but validated
+# identifiers, whose digit runs (reversed, "…8615…") can look like a phone number.
+_CODE_LIST = re.compile(r"search/i/[^/]+/[cx]/")
 _PERMIT_NO = re.compile(r"[0-9A-HJ-NPQRTUWXY]{18}[0-9]{3}[A-Z](?![0-9A-Za-z])")
 
 
