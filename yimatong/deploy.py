@@ -231,7 +231,7 @@ def local_files(out: Path, need_md5: bool, workers: int = 4) -> dict[str, Local]
         return Local(path, sha, st.st_size, md5, ctype, cache_control(path), phase_of(path, ctype))
 
     found: dict[str, Local] = {}
-    paths = walk(out)
+    paths = iter(walk(out))
     with ThreadPoolExecutor(workers) as pool:  # hashlib releases the GIL on large buffers
         while chunk := list(itertools.islice(paths, 2000)):  # bounded: 400,000 futures would weigh
             found.update((loc.path, loc) for loc in pool.map(one, chunk))
