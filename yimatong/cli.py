@@ -216,7 +216,7 @@ def _print_build(args: argparse.Namespace, result: BuildResult) -> None:
 def _nightly(args: argparse.Namespace) -> int:
     from .nightly import run
 
-    return run(args, progress=_progress(args.quiet), show=lambda r: _print_build(args, r))
+    return run(args, _options(args), progress=_progress(args.quiet), show=lambda r: _print_build(args, r))
 
 
 def _deploy(args: argparse.Namespace) -> int:

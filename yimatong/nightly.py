@@ -24,9 +24,10 @@ def report_path(out: Path) -> Path:
     return out.with_name(out.name + ".report.json")
 
 
-def run(args: argparse.Namespace, progress: Progress | None, show: Callable[[BuildResult], None]) -> int:
+def run(
+    args: argparse.Namespace, options: Options, progress: Progress | None, show: Callable[[BuildResult], None]
+) -> int:
     started = time.perf_counter()
-    options = Options(full=args.full, signs=not args.no_signs, allow_shrink=args.allow_shrink, workers=args.workers)
     with publish.exclusive(args.out):
         return _run(args, options, progress, show, started)
 
