@@ -40,7 +40,7 @@ NIGHTS = """
 import json, resource, shutil, sys, time
 from pathlib import Path
 from yimatong.load import load
-from yimatong.manifest import Manifest, Reuse
+from yimatong.manifest import Manifest, Output, Reuse
 from yimatong.opendata import write_open_data
 data, changed, cache, work = (Path(a) for a in sys.argv[1:5])
 nights = int(sys.argv[5])
@@ -57,7 +57,7 @@ for night in range(nights + 2):
     loaded = load(source, cache)
     load_s = time.perf_counter() - t
     staging = work / f"night{night}"
-    reuse = Reuse(live, Manifest({p: {"sha256": "", "key": k} for p, k in keys.items()}) if keys else None, staging)
+    reuse = Reuse(live, Manifest({p: Output("", k) for p, k in keys.items()}) if keys else None, staging)
     before = rss()
     t, c = time.perf_counter(), cpu()
     s = write_open_data(loaded, staging, live, cache_dir=work / "cache", reuse=reuse)

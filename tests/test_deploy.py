@@ -521,3 +521,8 @@ def test_the_nightly_command_builds_verifies_publishes_and_uploads(endpoint: str
     # a few files move: the enterprise's pages and data.json, the list pages that show it, the zips
     not_search = {u for u in uploaded if "/search/i/" not in u}
     assert len(not_search) < len(published(out)) * 0.1
+    # The nightly handed deploy the build's own hashes (no file read); a plain deploy, which walks
+    # and checks the output itself, finds the bucket already holding exactly the site.
+    again = deploy(out, "nightly-cron", endpoint, base_url="https://example.org/", client=client, log=lambda _: None)
+    assert (again.uploaded, again.deleted, again.unchanged) == (0, 0, len(published(out)))
+    assert published(out) <= set(listing(client, "nightly-cron"))

@@ -180,7 +180,7 @@ def test_killed_right_after_the_swap_the_new_site_is_whole(night_one, tmp_path: 
     live = tree(out)
     listed = manifest.Manifest.read(out)
     assert listed is not None
-    assert {p: v["sha256"] for p, v in listed.outputs.items()} == {
+    assert {p: v.sha256 for p, v in listed.outputs.items()} == {
         p: h for p, h in live.items() if not p.startswith(".")
     }  # the new site is live and whole: exactly the files its manifest lists
     done = nightly(data, out, cache, "--no-signs")
@@ -234,3 +234,33 @@ def test_a_vanished_permit_stops_the_night_unless_allowed(night_one, tmp_path: P
     allowed = nightly(data, out, cache, "--no-signs", "--allow-shrink")
     assert allowed.returncode == 0, allowed.stderr
     assert not (out / f"P/{gone.stem}").exists()
+
+
+def test_a_night_starts_from_last_nights_tree_and_never_writes_into_the_live_one(night_one, tmp_path: Path) -> None:
+    """From the third night on, staging starts as the tree the last swap moved aside, whose files are
+    mostly hard links shared with the live site. A night that dies half way, and the night after it,
+    must leave every live file's bytes alone, drop what is gone, and end equal to a cold build."""
+    data, out, cache = fresh_copy(night_one, tmp_path / "incremental")
+    old = out.parent / f".{out.name}.old"
+    rename(a_file(data, 1), "第二晚改名的测试有限公司")
+    assert nightly(data, out, cache, "--no-signs").returncode == 0
+    assert old.is_dir()  # last night's tree, kept as tomorrow's starting point
+    rename(a_file(data, 3), "第三晚改名的测试有限公司")
+    rename(a_file(data, 1), "第二晚改名又改回的测试有限公司")
+    gone = a_file(data, 9)
+    gone.unlink()
+    before = tree(out)
+    died = nightly(data, out, cache, "--no-signs", "--allow-shrink", env={KILL_AT: "opendata"})
+    assert died.returncode == -9, died.stderr
+    assert tree(out) == before
+    done = nightly(data, out, cache, "--no-signs", "--allow-shrink")
+    assert done.returncode == 0, done.stderr
+    assert tree(old) == before  # the previous live tree, byte for byte: nothing wrote into its files
+    assert not (out / f"P/{gone.stem}").exists()
+    assert not (out.parent / f".{out.name}.staging").exists()
+    _, cold_out, _ = fresh_copy(night_one, tmp_path / "cold")  # the same history (the month's archive)
+    build(data, cold_out, tmp_path / "empty-cache", options=Options(signs=False, full=True, allow_shrink=True))
+    a, b = tree(out), tree(cold_out)
+    a.pop(manifest.MANIFEST), b.pop(manifest.MANIFEST)
+    assert a.keys() == b.keys()
+    assert [p for p in a if a[p] != b[p]] == []

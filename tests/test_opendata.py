@@ -22,11 +22,11 @@ import jsonschema
 import pytest
 from bs4 import BeautifulSoup
 
-from yimatong import facts, urls
+from yimatong import facts, opendata, urls
 from yimatong import generate as gen
 from yimatong.docs import PUBLIC_SCHEMA
 from yimatong.load import Loaded, iter_views
-from yimatong.manifest import Manifest, Reuse
+from yimatong.manifest import Manifest, Output, Reuse
 from yimatong.opendata import FLAG_COLUMNS, TABLES, _crc_combine_py, crc_combine, csv_cell, write_open_data
 from yimatong.pipeline import BuildResult
 from yimatong.schema import HJ212_FLAGS
@@ -360,6 +360,8 @@ def test_a_night_with_one_changed_record_encodes_one_and_links_the_rest(
 ) -> None:
     loaded = site[0]
     cache, first, second = tmp_path / "cache", tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()  # staging exists before a build starts (publish.begin)
     reuse = Reuse(None, None, first)
     cold = write_open_data(loaded, first, None, cache_dir=cache, reuse=reuse)
     assert cold.encoded == len(loaded.entries) and cold.compressed == cold.segments
@@ -372,7 +374,7 @@ def test_a_night_with_one_changed_record_encodes_one_and_links_the_rest(
         entries=[replace(e, digest="f" * 32) if e is changed else e for e in loaded.entries],
         store=_Store(loaded.store, {"f" * 32: view}),
     )
-    live = Manifest({path: {"sha256": "", "key": key} for path, key in reuse.keys.items()})
+    live = Manifest({path: Output("", key) for path, key in reuse.keys.items()})
     stats = write_open_data(tonight, second, first, cache_dir=cache, reuse=Reuse(first, live, second))
     assert stats.encoded == 1 and stats.linked == len(loaded.entries) - 1
     assert 0 < stats.compressed < stats.segments / 2  # the rest copied from last night's zips
@@ -389,6 +391,59 @@ def test_a_night_with_one_changed_record_encodes_one_and_links_the_rest(
         assert (second / "data" / d.name).read_bytes() == (tmp_path / "scratch/data" / d.name).read_bytes(), d.name
     names = [r["name"] for r in table_rows(second, json.loads((second / "data/index.json").read_text()), "enterprises")]
     assert names.count(view["enterprise"]["name"]) == 1
+
+
+def test_a_nights_zips_come_with_where_their_bytes_are_the_live_zips(
+    site: tuple[Loaded, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the verifier is told (`OpenDataStats.zips`): each zip's deflate data is its pieces in
+    order, those called copies are the live zip's bytes, and each piece decompressed on its own is
+    its stretch of the table, so the pieces' texts one after the other are the file's."""
+    monkeypatch.setattr(opendata, "SEGMENT_BYTES", 2048)  # many segments in the 60-record sample
+    loaded = site[0]
+    cache, first, second = tmp_path / "cache", tmp_path / "first", tmp_path / "second"
+    cold = write_open_data(loaded, first, None, cache_dir=cache)
+    assert cold.zips == {}  # nothing live to copy from
+    changed = loaded.entries[7]
+    view = loaded.store.get(changed.digest)
+    view["enterprise"]["name"] += "（新名称）"
+    tonight = replace(
+        loaded,
+        entries=[replace(e, digest="f" * 32) if e is changed else e for e in loaded.entries],
+        store=_Store(loaded.store, {"f" * 32: view}),
+    )
+    stats = write_open_data(tonight, second, first, cache_dir=cache)
+    assert sorted(stats.zips) == sorted(f"data/{d.name}" for d in stats.downloads)
+    new = copied = 0
+    for path, layout in stats.zips.items():
+        raw, live = (second / path).read_bytes(), (first / path).read_bytes()
+        with zipfile.ZipFile(second / path) as z:
+            (info,) = z.infolist()
+            member = z.read(info)
+        assert layout.start == raw.index(info.filename.encode()) + len(info.filename)
+        assert layout.end == layout.start + info.compress_size and raw[layout.end - 2 : layout.end] == b"\x03\x00"
+        at, texts = layout.start, []
+        for p in layout.pieces:
+            assert p.at == at
+            at += p.size
+            data = raw[p.at : p.at + p.size]
+            if p.source >= 0:
+                assert data == live[p.source : p.source + p.size]
+            d = zlib.decompressobj(-15)
+            text = d.decompress(data)
+            assert not d.eof and d.unused_data == b""
+            assert (len(text), zlib.crc32(text), text.count(b"\n")) == (p.plain, p.crc, p.lines)
+            texts.append(text)
+        assert at == layout.end - 2 and b"".join(texts) == member
+        new += sum(p.source < 0 for p in layout.pieces)
+        copied += layout.copied
+    assert 0 < new <= stats.compressed and copied > 0.8 * sum(z.end - z.start for z in stats.zips.values())
+
+    # A live zip that is not the one the cache copies from (a --full build published in between):
+    # no claims.
+    scratch = tmp_path / "scratch"
+    write_open_data(tonight, scratch, None)
+    assert write_open_data(tonight, tmp_path / "third", scratch, cache_dir=cache).zips == {}
 
 
 def test_the_next_day_reencodes_only_records_whose_dated_facts_move(site: tuple[Loaded, Path], tmp_path: Path) -> None:

@@ -12,17 +12,22 @@ import io
 import os
 import shutil
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pypdfium2 as pdfium
 import pytest
 import zxingcpp
 
-from yimatong import signs, urls, verify
+from yimatong import opendata, signs, urls, verify
 from yimatong.errors import Problem
 from yimatong.load import iter_views, read_model
+from yimatong.manifest import Manifest, Output, Reuse
+from yimatong.opendata import Piece, ZipLayout, write_open_data
 from yimatong.pipeline import BuildResult
 from yimatong.public import public_view
 from yimatong.schema import EnterpriseFile
@@ -360,3 +365,355 @@ def test_credit_codes_permit_numbers_hashes_and_the_hotline_are_not_personal_dat
     assert verify.id_numbers(f"（{ID_NUMBER}）") == [ID_NUMBER]
     assert verify.id_numbers("110105194912310021") == []  # a wrong check digit: not an ID number
     assert verify.mobile_numbers("电话:+86 139-1234-5678。") != []
+
+
+# --- a changed open-data zip on an incremental night -----------------------------------------------
+# opendata rebuilds a changed zip from last night's compressed segments and the few it compresses
+# anew; the verifier reads only those, and trusts nothing it has not compared or read.
+
+SEGMENT = 2048  # bytes per segment: the 60-record sample cut as finely as 100,000 records are at 64 kB
+
+
+@dataclass(frozen=True)
+class Night:
+    """Two nights of open data, the second with one record changed: the live tree (last night's
+    output), the staging tree (tonight's), how tonight's zips were made, and the site's files."""
+
+    live: Path
+    staging: Path
+    zips: dict[str, ZipLayout]
+    paths: set[str]
+
+    @property
+    def changed(self) -> set[str]:
+        """The zips whose bytes differ from the live ones (what the catalog would call changed)."""
+        return {p for p in self.zips if (self.staging / p).read_bytes() != (self.live / p).read_bytes()}
+
+
+class _Store:
+    """Tonight's records: the sample's, with one replaced."""
+
+    def __init__(self, store: Any, changed: dict[str, dict[str, Any]]) -> None:
+        self.store, self.changed = store, changed
+
+    def get(self, digest: str) -> dict[str, Any]:
+        return self.changed[digest] if digest in self.changed else self.store.get(digest)
+
+
+def _two_nights(built: tuple[BuildResult, Path], base: Path, permit: str, **enterprise: str) -> Night:
+    """The open data written for the sample ("live"), then again with the record of `permit`
+    changed as `enterprise` says ("staging"), through the cache, as the nightly runs it."""
+    loaded = built[0].loaded
+    entry = next(e for e in loaded.entries if e.permit_no == permit)
+    view = loaded.store.get(entry.digest)
+    view["enterprise"].update(enterprise)
+    tonight = replace(
+        loaded,
+        entries=[replace(e, digest="f" * 32) if e is entry else e for e in loaded.entries],
+        store=_Store(loaded.store, {"f" * 32: view}),
+    )
+    live, staging, cache = base / "live", base / "staging", base / "cache"
+    live.mkdir()
+    staging.mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(opendata, "SEGMENT_BYTES", SEGMENT)
+        first = Reuse(None, None, live)
+        write_open_data(loaded, live, None, cache_dir=cache, reuse=first)
+        keys = Manifest({path: Output("", key) for path, key in first.keys.items()})
+        stats = write_open_data(tonight, staging, live, cache_dir=cache, reuse=Reuse(live, keys, staging))
+    # Links in the tables lead to the site's pages: the sample's build holds them.
+    return Night(live, staging, stats.zips, verify.tree(built[1]) | verify.tree(staging))
+
+
+@pytest.fixture(scope="module")
+def leaky_night(
+    built: tuple[BuildResult, Path], confidential: dict[str, set[str]], tmp_path_factory: pytest.TempPathFactory
+) -> Night:
+    """Tonight's export of one record carries its withheld value as its name, and an ID number and
+    a mobile number in its address: in every table, in the segments compressed tonight."""
+    permit = next(p for p, values in confidential.items() if SECRET in values)
+    address = f"某路 1 号 联系人身份证 {ID_NUMBER} 手机 {MOBILE}"
+    return _two_nights(built, tmp_path_factory.mktemp("leaky"), permit, name=SECRET, address=address)
+
+
+@pytest.fixture(scope="module")
+def clean_night(built: tuple[BuildResult, Path], tmp_path_factory: pytest.TempPathFactory) -> Night:
+    permit = built[0].loaded.entries[len(built[0].loaded.entries) // 2].permit_no
+    return _two_nights(built, tmp_path_factory.mktemp("clean"), permit, name="更名后的某某有限公司")
+
+
+def _check_night(
+    night: Night,
+    base_url: str,
+    confidential: dict[str, set[str]],
+    zips: dict[str, ZipLayout] | None,
+    reading: verify.Reading | None = None,
+    staging: Path | None = None,
+) -> list[Problem]:
+    return verify.verify(
+        staging or night.staging,
+        base_url,
+        changed=night.changed,
+        previous=None,
+        qr_urls=(),
+        secrets=lambda p: confidential.get(p, ()),
+        workers=1,
+        paths=night.paths,
+        live=night.live,
+        zips=zips,
+        reading=reading,
+    )
+
+
+def _leaks(problems: list[Problem]) -> dict[str, set[str]]:
+    """Per zip, the kinds of leak found."""
+    found: dict[str, set[str]] = {}
+    for p in problems:
+        assert p.severity == "error" and p.line, p
+        assert ID_NUMBER not in p.message and MOBILE not in p.message and SECRET not in p.message
+        kind = "id" if "身份证" in p.message else "mobile" if "手机" in p.message else "secret"
+        found.setdefault(p.file, set()).add(kind)
+    return found
+
+
+def test_a_leak_in_a_segment_compressed_tonight_is_found_reading_only_the_new_segments(
+    leaky_night: Night, base_url: str, confidential: dict[str, set[str]]
+) -> None:
+    night = leaky_night
+    assert night.changed and any(p.source >= 0 for z in night.zips.values() for p in z.pieces)
+    piecewise, whole = verify.Reading(), verify.Reading()
+    problems = _check_night(night, base_url, confidential, night.zips, piecewise)
+    # The same tree read whole, as without a layout: the same problems, at the same lines.
+    assert problems == _check_night(night, base_url, confidential, None, whole)
+    every = {"id", "mobile", "secret"}
+    enterprises = [p for p in night.changed if "-enterprises." in p]
+    assert enterprises and all(_leaks(problems)[p] == every for p in enterprises)
+    assert piecewise.copied > 0 and piecewise.text < whole.text / 3
+
+
+def test_a_clean_night_reads_a_small_part_of_the_changed_zips(
+    clean_night: Night, base_url: str, confidential: dict[str, set[str]]
+) -> None:
+    night = clean_night
+    plain = 0
+    for path in night.changed:
+        with zipfile.ZipFile(night.staging / path) as z:
+            plain += sum(i.file_size for i in z.infolist())
+    reading = verify.Reading()
+    assert _check_night(night, base_url, confidential, night.zips, reading) == []
+    assert reading.files == len(night.changed) >= 2
+    assert 0 < reading.text < plain / 5  # the zips hold 5 times what was read
+    whole = verify.Reading()
+    assert _check_night(night, base_url, confidential, None, whole) == []
+    assert whole.text == plain and whole.copied == 0
+
+
+@pytest.mark.parametrize("lie", ["in place", "of a real segment"])
+def test_a_leak_in_a_piece_falsely_claimed_as_a_copy_is_found(
+    leaky_night: Night, base_url: str, confidential: dict[str, set[str]], lie: str
+) -> None:
+    """The producer's word is never taken: a piece claimed to be the live zip's bytes is compared.
+    The lie: every piece compressed tonight claims to be the live zip's bytes at the same offset, or
+    at a real segment of the live zip (which holds other bytes)."""
+    night = leaky_night
+    path = next(p for p in sorted(night.changed) if p.endswith("-enterprises.csv.zip"))
+    layout = night.zips[path]
+    real = next(p.source for p in layout.pieces if p.source >= 0)
+    pieces = tuple(
+        p if p.source >= 0 else replace(p, source=p.at if lie == "in place" else real) for p in layout.pieces
+    )
+    assert pieces != layout.pieces and all(p.source >= 0 for p in pieces)
+    problems = _check_night(night, base_url, confidential, {**night.zips, path: replace(layout, pieces=pieces)})
+    assert _leaks(problems)[path] == {"id", "mobile", "secret"}
+
+
+def _tampered(path: Path, at: int, data: bytes) -> bytes:
+    """The zip at `path` with `data` in place of as many bytes at `at` of its member's deflate data,
+    its CRC-32 and size set right (as a careful forger would)."""
+    with zipfile.ZipFile(path) as z:
+        (info,) = z.infolist()
+        comment = z.comment
+    raw = path.read_bytes()
+    start = info.header_offset + len(opendata._local_header(info.filename.encode(), 0, 0, 0, False))
+    deflated = raw[start : start + info.compress_size]
+    deflated = deflated[: at - start] + data + deflated[at - start + len(data) :]
+    plain = zlib.decompressobj(-15).decompress(deflated)
+    name, crc = info.filename.encode(), zlib.crc32(plain)
+    head = opendata._local_header(name, crc, len(deflated), len(plain), False)
+    assert len(head) == start - info.header_offset
+    return head + deflated + opendata._central(name, crc, len(deflated), len(plain), False, comment)
+
+
+def test_a_copied_piece_whose_bytes_were_changed_after_opendata_wrote_them_is_read(
+    clean_night: Night, base_url: str, confidential: dict[str, set[str]], tmp_path: Path
+) -> None:
+    """Tonight's zip tampered with after opendata wrote it: a piece its layout calls a copy of the
+    live zip now holds a row that leaks (a stored deflate block of the same length, the CRC made
+    right), so the claim is wrong and the piece is read."""
+    night = clean_night
+    permit = next(p for p, values in confidential.items() if SECRET in values)
+    path = next(p for p in sorted(night.changed) if p.endswith("-enterprises.csv.zip"))
+    layout = night.zips[path]
+    piece = next(p for p in layout.pieces[1:] if p.source >= 0 and p.size > 200)
+    row = f"{permit},{ID_NUMBER},{MOBILE},{SECRET},"
+    row += "x" * (piece.size - 5 - len(row.encode()) - 2) + "\r\n"
+    stored = _stored(row.encode())
+    assert len(stored) == piece.size
+    staging = Path(shutil.copytree(night.staging, tmp_path / "staging", copy_function=os.link))
+    _rewrite(staging / path, _tampered(night.staging / path, piece.at, stored))
+    with zipfile.ZipFile(staging / path) as z:
+        assert z.testzip() is None  # a zip any reader takes, with the row in it
+    reading = verify.Reading()
+    problems = _check_night(night, base_url, confidential, night.zips, reading, staging)
+    assert _leaks(problems) == {path: {"id", "mobile", "secret"}}
+    assert reading.copied > 0  # the rest still taken from the live zip: the pieces were read, not the whole
+
+
+def test_a_layout_that_does_not_describe_the_zip_means_reading_it_whole(
+    leaky_night: Night, base_url: str, confidential: dict[str, set[str]]
+) -> None:
+    night = leaky_night
+    path = next(p for p in sorted(night.changed) if p.endswith("-enterprises.csv.zip"))
+    layout = night.zips[path]
+    whole = _leaks(_check_night(night, base_url, confidential, None))
+    k, new = next((k, p) for k, p in enumerate(layout.pieces) if p.source < 0 and p.size > 10)
+    half = replace(new, size=new.size // 2), replace(new, at=new.at + new.size // 2, size=new.size - new.size // 2)
+    for wrong in (
+        replace(layout, start=layout.start + 1),  # the pieces do not tile the member's data
+        replace(layout, pieces=layout.pieces[:1] + layout.pieces[2:]),
+        replace(layout, pieces=(*layout.pieces[:k], *half, *layout.pieces[k + 1 :])),  # not deflate blocks
+    ):
+        reading = verify.Reading()
+        problems = _check_night(night, base_url, confidential, {**night.zips, path: wrong}, reading)
+        assert _leaks(problems) == whole
+
+
+def _raw_zip(path: Path, body: bytes, crc: int, usize: int) -> int:
+    """A one-member zip as opendata writes one, around the deflate data `body`; where `body` starts."""
+    name = b"yimatong-x.csv"
+    head = opendata._local_header(name, crc, len(body), usize, False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(head + body + opendata._central(name, crc, len(body), usize, False, b""))
+    return len(head)
+
+
+def _segmented_zip(path: Path, plains: list[bytes]) -> ZipLayout:
+    """A zip as opendata writes one: each of `plains` compressed on its own, one after the other."""
+    data = [opendata.compress_segment(p) for p in plains]
+    crc = 0
+    for plain in plains:
+        crc = opendata.crc_combine(crc, zlib.crc32(plain), len(plain))
+    start = _raw_zip(path, b"".join(data) + b"\x03\x00", crc, sum(map(len, plains)))
+    pieces, at = [], start
+    for plain, deflated in zip(plains, data, strict=True):
+        pieces.append(Piece(at, len(deflated), -1, len(plain), zlib.crc32(plain), plain.count(b"\n")))
+        at += len(deflated)
+    return ZipLayout(path.name, start, at + 2, tuple(pieces))
+
+
+def _verify_zip(root: Path, rel: str, layout: ZipLayout, reading: verify.Reading | None = None) -> list[Problem]:
+    """Verify `rel` of root/staging, changed tonight, against root/live."""
+    return verify.verify(
+        root / "staging",
+        "https://example.org/",
+        changed={rel},
+        previous=None,
+        qr_urls=(),
+        workers=1,
+        paths={rel},
+        live=root / "live",
+        zips={rel: replace(layout, path=rel)},
+        reading=reading,
+    )
+
+
+@pytest.mark.parametrize("cut", ["before the new piece", "after the new piece"])
+def test_an_id_number_cut_between_a_copied_piece_and_a_new_one_is_found(tmp_path: Path, cut: str) -> None:
+    """Pieces are read on their own; a value may not stand half in a piece that is not read. Here
+    the producer cut a line across two pieces: the copied half is read too."""
+    head, tail = ID_NUMBER[:10], ID_NUMBER[10:]
+    header = b"\xef\xbb\xbfa,b\n"
+    if cut == "before the new piece":  # last night: [header, "…,<head>", "0000,…"]; tonight the second half changed
+        last = [header, b"1,x\n2," + head.encode(), b"0000,y\n"]
+        tonight = [header, b"1,x\n2," + head.encode(), tail.encode() + b",y\n"]
+        copied = (0, 1)
+    else:  # last night: [header, "1,x\n", "<tail>,…"]; tonight the first piece ends in the head
+        last = [header, b"1,x\n", tail.encode() + b",y\n"]
+        tonight = [header, b"1,x\n2," + head.encode(), tail.encode() + b",y\n"]
+        copied = (0, 2)
+    rel = "data/yimatong-x.csv.zip"
+    old = _segmented_zip(tmp_path / "live" / rel, last)
+    new = _segmented_zip(tmp_path / "staging" / rel, tonight)
+    pieces = tuple(replace(p, source=old.pieces[i].at) if i in copied else p for i, p in enumerate(new.pieces))
+    live_bytes, new_bytes = (tmp_path / "live" / rel).read_bytes(), (tmp_path / "staging" / rel).read_bytes()
+    for p in pieces:  # the claims are true: the copies are the live zip's bytes
+        assert p.source < 0 or new_bytes[p.at : p.at + p.size] == live_bytes[p.source : p.source + p.size]
+    reading = verify.Reading()
+    problems = _verify_zip(tmp_path, rel, replace(new, pieces=pieces), reading)
+    assert [(p.file, p.line, "身份证" in p.message) for p in problems] == [(rel, 3, True)]
+    assert reading.copied == new.pieces[0].size  # the header, not read again
+
+
+def test_a_new_piece_that_stops_inside_a_deflate_block_is_no_piece(tmp_path: Path) -> None:
+    """A forged layout: tonight's deflate data is one stored block, split after its first line into a
+    "new" piece and a "copy" whose bytes the live zip holds after a segment. Decompressed on its own
+    the new piece is a clean line, and the sums agree; but a reader goes on inside the block into
+    the bytes claimed as a copy. So the zip is read whole, and the ID number found."""
+    rel = "data/yimatong-x.csv.zip"
+    plain = f"1,x\n2,{ID_NUMBER},y\n".encode()
+    body = _stored(plain) + b"\x00\x00\x00\xff\xff"  # an empty stored block: the sync marker segments end with
+    cut = 5 + 4  # the block's header, and its first line
+    start = _raw_zip(tmp_path / "staging" / rel, body + b"\x03\x00", zlib.crc32(plain), len(plain))
+    first = opendata.compress_segment(b"a\n")
+    live = _raw_zip(tmp_path / "live" / rel, first + body[cut:] + b"\x03\x00", 0, 0)
+    rest = plain[4:]
+    layout = ZipLayout(
+        rel,
+        start,
+        start + len(body) + 2,
+        (
+            Piece(start, cut, -1, 4, zlib.crc32(plain[:4]), 1),
+            Piece(start + cut, len(body) - cut, live + len(first), len(rest), zlib.crc32(rest), 1),
+        ),
+    )
+    problems = _verify_zip(tmp_path, rel, layout)
+    assert [(p.line, "身份证" in p.message) for p in problems] == [(2, True)]
+
+
+def test_a_changed_zip_with_a_wrong_crc_is_caught_on_an_incremental_night(
+    clean_night: Night, base_url: str, confidential: dict[str, set[str]], tmp_path: Path
+) -> None:
+    """The CRC-32 a reader checks is the whole's: the verifier combines it from the pieces'."""
+    night = clean_night
+    path = next(p for p in sorted(night.changed) if p.endswith("-enterprises.csv.zip"))
+    raw = (night.staging / path).read_bytes()
+    with zipfile.ZipFile(night.staging / path) as z:
+        (info,) = z.infolist()
+    wrong = (info.CRC ^ 1).to_bytes(4, "little")
+    at = raw.rindex(info.CRC.to_bytes(4, "little"))  # the central directory's copy; then the local header's
+    raw = raw[:14] + wrong + raw[18:at] + wrong + raw[at + 4 :]
+    staging = Path(shutil.copytree(night.staging, tmp_path / "staging", copy_function=os.link))
+    _rewrite(staging / path, raw)
+    problems = _check_night(night, base_url, confidential, night.zips, staging=staging)
+    assert [(p.file, "zip" in p.message) for p in problems] == [(path, True)]
+
+
+def _stored(text: bytes) -> bytes:
+    """A non-final stored deflate block: `text` as it is."""
+    return b"\x00" + len(text).to_bytes(2, "little") + (len(text) ^ 0xFFFF).to_bytes(2, "little") + text
+
+
+def test_a_copy_claimed_from_inside_a_live_segment_is_read(tmp_path: Path) -> None:
+    """Bytes the live zip holds as the text of a segment (here: a stored block's content) mean
+    something else where a piece starts: they are a copy only where a segment of the live zip starts."""
+    rel = "data/yimatong-x.csv.zip"
+    sync = b"\x00\x00\x00\xff\xff"
+    inner = _stored(f"1,{ID_NUMBER},y\n".encode()) + sync  # deflate data that reads as the leak
+    live_body = _stored(inner) + sync + b"\x03\x00"  # the live zip's one segment: `inner` as text
+    live = _raw_zip(tmp_path / "live" / rel, live_body, zlib.crc32(inner), len(inner))
+    plain = f"1,{ID_NUMBER},y\n".encode()
+    start = _raw_zip(tmp_path / "staging" / rel, inner + b"\x03\x00", zlib.crc32(plain), len(plain))
+    claim = Piece(start, len(inner), live + 5, len(plain), zlib.crc32(plain), 1)
+    layout = ZipLayout(rel, start, start + len(inner) + 2, (claim,))
+    problems = _verify_zip(tmp_path, rel, layout)
+    assert [(p.line, "身份证" in p.message) for p in problems] == [(1, True)]

@@ -15,6 +15,7 @@ import hashlib
 import multiprocessing
 import os
 import pickle
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -117,7 +118,7 @@ class RecordStore:
         return removed
 
     def has(self, digest: str) -> bool:
-        return self.path(digest).exists()
+        return os.path.exists(f"{self.root}/{digest[:2]}/{digest}.pickle")
 
 
 # --- one file --------------------------------------------------------------------------------
@@ -218,35 +219,57 @@ def entry_of(record: EnterpriseFile, file: str, digest: str, view: dict[str, Any
 Outcome = tuple[Entry | None, list[Problem]]  # file left blank in both: the same bytes may move
 
 
+Signature = tuple[int, int, int, int, int]  # size, mtime, ctime (ns), inode, device
+
+
 @dataclass
 class _Job:
     data_dir: Path
     store: RecordStore
     known: frozenset[str]
     max_bytes: int
+    seen: dict[str, tuple[Signature, str]]  # file -> its stat signature and digest last time
+    started_ns: int
+
+
+# A file changed within this long before the run may change again within the file system's clock
+# tick without a new signature (git's "racily clean" entries): its signature is not remembered.
+_RACY_NS = 2_000_000_000
 
 
 _JOB: _Job | None = None  # set before the pool forks, read by the workers
 
 
-def _work(batch: list[str]) -> list[tuple[str, str | None, Outcome | None]]:
-    """For each file: (file, digest, outcome); outcome None when the cache already has it."""
+Done = tuple[str, str | None, Outcome | None, Signature | None]
+
+
+def _work(batch: list[str]) -> list[Done]:
+    """For each file: (file, digest, outcome, signature); outcome None when the cache already has it.
+    A file whose stat signature (size, times, inode) is the one it had last run is not read again
+    (rsync's and git's quick check); the others are read and hashed, and parsed when new."""
     job = _JOB
     assert job is not None
-    out: list[tuple[str, str | None, Outcome | None]] = []
+    out: list[Done] = []
     for rel in batch:
         path = job.data_dir / rel
-        size = path.stat().st_size
-        if size > job.max_bytes:
+        st = path.stat()
+        if st.st_size > job.max_bytes:
             too_big = Problem(
-                "", None, "", f"文件过大（{size:,} 字节，上限 {job.max_bytes:,}；见 site.yaml max_file_bytes）"
+                "", None, "", f"文件过大（{st.st_size:,} 字节，上限 {job.max_bytes:,}；见 site.yaml max_file_bytes）"
             )
-            out.append((rel, None, (None, [too_big])))
+            out.append((rel, None, (None, [too_big]), None))
+            continue
+        sig = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+        if job.started_ns - max(st.st_mtime_ns, st.st_ctime_ns) < _RACY_NS:
+            sig = None
+        last = job.seen.get(rel)
+        if sig is not None and last is not None and last[0] == sig and last[1] in job.known:
+            out.append((rel, last[1], None, sig))
             continue
         raw = path.read_bytes()
         digest = hashlib.blake2b(raw, digest_size=16, person=FINGERPRINT.encode()[:16]).hexdigest()
         if digest in job.known:
-            out.append((rel, digest, None))
+            out.append((rel, digest, None, sig))
             continue
         record, problems = read_model(raw, EnterpriseFile)
         entry = None
@@ -254,7 +277,7 @@ def _work(batch: list[str]) -> list[tuple[str, str | None, Outcome | None]]:
             view = public_view(record)
             entry = entry_of(record, "", digest, view)
             job.store.put(digest, view, set(entry.secrets))
-        out.append((rel, digest, (entry, problems)))
+        out.append((rel, digest, (entry, problems), sig))
     return out
 
 
@@ -263,7 +286,7 @@ def _batches(items: list[str], workers: int) -> list[list[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _run(batches: list[list[str]], workers: int) -> Iterator[list[tuple[str, str | None, Outcome | None]]]:
+def _run(batches: list[list[str]], workers: int) -> Iterator[list[Done]]:
     if workers <= 1 or len(batches) <= 1:
         yield from map(_work, batches)
         return
@@ -309,17 +332,19 @@ def load(data_dir: Path, cache_dir: Path, workers: int | None = None, progress: 
 
     cache_dir.mkdir(parents=True, exist_ok=True)
     store = RecordStore(cache_dir)
-    index: dict[str, Outcome] = _read_index(cache_dir)
-    _JOB = _Job(
-        data_dir, store, frozenset(d for d in index if store.has(d) or index[d][0] is None), site.max_file_bytes
-    )
+    index, seen = _read_index(cache_dir)
+    known = frozenset(d for d in index if index[d][0] is None or store.has(d))
+    _JOB = _Job(data_dir, store, known, site.max_file_bytes, seen, time.time_ns())
     workers = workers or os.cpu_count() or 1
     done, parsed = 0, 0
     fresh: dict[str, Outcome] = {}
+    signatures: dict[str, tuple[Signature, str]] = {}
     entries: list[Entry] = []
     try:
         for batch in _run(_batches(files, workers), workers):
-            for rel, digest, outcome in batch:
+            for rel, digest, outcome, sig in batch:
+                if sig is not None and digest is not None:
+                    signatures[rel] = (sig, digest)
                 if outcome is None:
                     assert digest is not None
                     outcome = index[digest]
@@ -336,23 +361,25 @@ def load(data_dir: Path, cache_dir: Path, workers: int | None = None, progress: 
                 progress(done, len(files))
     finally:
         _JOB = None
-    _write_index(cache_dir, fresh)  # stale views are pruned after the build (it may still show them)
+    _write_index(cache_dir, fresh, signatures)  # stale views are pruned after the build (it may still show them)
     entries, cross = cross_checks(entries, site, regions, data_dir)
     problems += cross
     return Loaded(site, regions, entries, sorted(problems), len(files), store, parsed)
 
 
-def _read_index(cache_dir: Path) -> dict[str, Outcome]:
+def _read_index(cache_dir: Path) -> tuple[dict[str, Outcome], dict[str, tuple[Signature, str]]]:
+    """digest -> outcome, and file -> (stat signature, digest), from the last run."""
     try:
-        return pickle.loads(_index_path(cache_dir).read_bytes())
-    except (OSError, pickle.UnpicklingError, EOFError):
-        return {}
+        index, seen = pickle.loads(_index_path(cache_dir).read_bytes())
+        return index, seen
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError):
+        return {}, {}
 
 
-def _write_index(cache_dir: Path, index: dict[str, Outcome]) -> None:
+def _write_index(cache_dir: Path, index: dict[str, Outcome], seen: dict[str, tuple[Signature, str]]) -> None:
     path = _index_path(cache_dir)
     tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(pickle.dumps(index, protocol=pickle.HIGHEST_PROTOCOL))
+    tmp.write_bytes(pickle.dumps((index, seen), protocol=pickle.HIGHEST_PROTOCOL))
     tmp.replace(path)
 
 

@@ -51,7 +51,8 @@ def _run(
     status = 0
     if args.bucket:
         t = time.perf_counter()
-        uploaded = deploy_out(args)
+        # Tonight's hashes, from the build just published under the same lock: deploy reads no file.
+        uploaded = deploy_out(args, {p: o.sha256 for p, o in result.files.outputs.items()})
         result.seconds["deploy"] = round(time.perf_counter() - t, 3)
         status = 0 if uploaded is not None else 1
     t = time.perf_counter()
@@ -61,16 +62,16 @@ def _run(
     return status
 
 
-def deploy_out(args: argparse.Namespace) -> Any | None:
+def deploy_out(args: argparse.Namespace, built: dict[str, str] | None = None) -> Any | None:
     """Deploy the live output; None when the upload failed (nothing was deleted then)."""
     from .load import site_settings
 
     site = site_settings(args.data)
     with publish.exclusive(args.out):
-        return _deploy(args, site.base_url)
+        return _deploy(args, site.base_url, built)
 
 
-def _deploy(args: argparse.Namespace, base_url: str) -> Any | None:
+def _deploy(args: argparse.Namespace, base_url: str, built: dict[str, str] | None = None) -> Any | None:
     from . import deploy
 
     quiet = getattr(args, "quiet", False) and not args.dry_run
@@ -86,6 +87,7 @@ def _deploy(args: argparse.Namespace, base_url: str) -> Any | None:
             full_listing=getattr(args, "full_listing", False),
             keep_replaced=getattr(args, "keep_replaced", deploy.KEEP_REPLACED),
             log=(lambda _m: None) if quiet else print,
+            built=built,
         )
     except deploy.DeployError as err:
         print(f"错误：上传失败：{err}", flush=True)

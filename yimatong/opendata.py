@@ -20,6 +20,11 @@ compresses only the rest. Deflate streams concatenate when each part ends on a b
 (Z_SYNC_FLUSH); the CRC-32 of the whole is combined from the parts'. The cache (`<cache>/opendata/`)
 holds last night's zips and an index of what they hold.
 
+The verifier need not read again what it read last night: `OpenDataStats.zips` says, for each zip
+written, where its deflate data lies and which of its pieces are byte-for-byte copies of the live
+zip's (`ZipLayout`). It is a claim, not a promise: the verifier compares those bytes with the live
+file's and reads every piece it cannot match.
+
 Output is byte-identical for the same input, cache or no cache: rows follow the permit number order
 of `loaded.entries`, segment boundaries and compression depend only on the content, and no date is
 written into a zip (entry times are a constant).
@@ -80,7 +85,7 @@ LEVEL = 6
 SEGMENT_BYTES = 64 * 1024  # uncompressed bytes per segment, on average: small costs ratio, large costs work
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the same for every build: unchanged content is unchanged bytes
 CACHE = "opendata"
-_STATE_VERSION = 1
+_STATE_VERSION = 2  # 2: segments carry their line count
 # The rows' bytes depend on this code (and on the record, the site settings and the date's facts).
 _CODE = [Path(__file__).with_name(n) for n in ("opendata.py", "tables.py", "facts.py", "charts.py", "context.py")]
 CODE = files_key([*_CODE, *(Path(__file__).with_name(n) for n in ("urls.py", "schema.py"))])
@@ -287,7 +292,37 @@ def _central(name: bytes, crc: int, csize: int, usize: int, zip64: bool, comment
     return directory + tail + end + comment
 
 
-Segment = tuple[int, int, str, int, int, int, int]  # first record, end, key, offset, compressed, plain, crc
+# first record, end, key, offset, compressed bytes, plain bytes, crc, lines (newlines in the plain bytes)
+Segment = tuple[int, int, str, int, int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One segment of a published zip's deflate data, as tonight's build wrote it."""
+
+    at: int  # where its compressed bytes start in tonight's file
+    size: int  # compressed bytes
+    source: int  # where the same bytes start in the live zip (the published one); -1: compressed tonight
+    plain: int  # uncompressed bytes
+    crc: int  # CRC-32 of the uncompressed bytes
+    lines: int  # newlines in the uncompressed bytes (for line numbers past the pieces not read)
+
+
+@dataclass(frozen=True)
+class ZipLayout:
+    """How a zip written tonight is made: its one member's deflate data is [start, end) of the file,
+    the pieces in order followed by an empty final block. For the verifier, which reads only the
+    pieces compressed tonight and compares the rest with the live zip (`Piece.source`)."""
+
+    path: str  # site-relative: data/yimatong-<table>.<format>.zip
+    start: int
+    end: int
+    pieces: tuple[Piece, ...]
+
+    @property
+    def copied(self) -> int:
+        """Compressed bytes claimed to be copies of the live zip's."""
+        return sum(p.size for p in self.pieces if p.source >= 0)
 
 
 @dataclass
@@ -411,8 +446,11 @@ def _record_bytes(plan: _Plan, stream: Stream, i: int, old: _OldBytes | None) ->
     return old.record(plan.old[i])
 
 
-def _write_stream(plan: _Plan, stream: Stream, header: bytes, comment: bytes) -> tuple[_StreamState, int]:
-    """Tonight's zip of one stream, in the cache folder: unchanged segments copied, the rest compressed."""
+def _write_stream(
+    plan: _Plan, stream: Stream, header: bytes, comment: bytes
+) -> tuple[_StreamState, int, list[int] | None]:
+    """Tonight's zip of one stream, in the cache folder: unchanged segments copied, the rest compressed.
+    Also where each segment's bytes stand in last night's zip (-1: compressed tonight), None without one."""
     lengths = plan.lengths[stream.index]
     segments: list[tuple[int, int, str]] = [(0, 0, _segment_key(stream.name, [header.hex()]))] if header else []
     segments += [(a, b, _segment_key(stream.name, [k])) for a, b, k in _groups(plan, lengths)]
@@ -422,7 +460,7 @@ def _write_stream(plan: _Plan, stream: Stream, header: bytes, comment: bytes) ->
     prev = plan.previous.streams[stream.name] if plan.previous else None
     if prev is not None and prev.key == key:
         os.link(plan.folder / prev.file, target)  # the same segments: the same bytes
-        return replace(prev, file=name, lengths=lengths), 0
+        return replace(prev, file=name, lengths=lengths), 0, [prev.start + s[3] for s in prev.segments]
     reusable = {s[2]: s for s in prev.segments} if prev else {}
     usize = len(header) + sum(lengths)
     zip64 = usize >= _LIMIT
@@ -431,6 +469,7 @@ def _write_stream(plan: _Plan, stream: Stream, header: bytes, comment: bytes) ->
     try:
         old = _OldBytes(prev, fd) if prev else None
         done: list[Segment] = []
+        sources: list[int] = []
         crc, offset, plain_total, compressed = 0, 0, 0, 0
         with target.open("wb") as out:
             start = len(_local_header(inner, 0, 0, 0, zip64))
@@ -438,7 +477,8 @@ def _write_stream(plan: _Plan, stream: Stream, header: bytes, comment: bytes) ->
             for first, end, seg_key in segments:
                 seg = reusable.get(seg_key)
                 if seg is not None and old is not None:
-                    data, size, seg_crc = old.compressed(seg), seg[5], seg[6]
+                    data, size, seg_crc, lines = old.compressed(seg), seg[5], seg[6], seg[7]
+                    sources.append(prev.start + seg[3] if prev else -1)
                 else:
                     plain = (
                         header
@@ -446,9 +486,11 @@ def _write_stream(plan: _Plan, stream: Stream, header: bytes, comment: bytes) ->
                         else b"".join(_record_bytes(plan, stream, i, old) for i in range(first, end))
                     )
                     data, size, seg_crc = compress_segment(plain), len(plain), zlib.crc32(plain)
+                    lines = plain.count(b"\n")
+                    sources.append(-1)
                     compressed += 1
                 out.write(data)
-                done.append((first, end, seg_key, offset, len(data), size, seg_crc))
+                done.append((first, end, seg_key, offset, len(data), size, seg_crc, lines))
                 offset += len(data)
                 crc = crc_combine(crc, seg_crc, size)
                 plain_total += size
@@ -463,7 +505,17 @@ def _write_stream(plan: _Plan, stream: Stream, header: bytes, comment: bytes) ->
             os.close(fd)
     with target.open("rb") as f:
         sha = hashlib.file_digest(f, "sha256").hexdigest()
-    return _StreamState(name, start, lengths, done, key, target.stat().st_size, usize, sha), compressed
+    state = _StreamState(name, start, lengths, done, key, target.stat().st_size, usize, sha)
+    return state, compressed, sources if prev else None
+
+
+def _layout(path: str, st: _StreamState, sources: list[int] | None) -> ZipLayout:
+    pieces = tuple(
+        Piece(st.start + s[3], s[4], src, s[5], s[6], s[7])
+        for s, src in zip(st.segments, sources or [-1] * len(st.segments), strict=True)
+    )
+    end = st.start + (st.segments[-1][3] + st.segments[-1][4] if st.segments else 0) + len(_END)
+    return ZipLayout(path, st.start, end, pieces)
 
 
 # --- the monthly archive ---------------------------------------------------------------------
@@ -522,14 +574,14 @@ def _archive(
                 notes.append(f"开放数据存档 {folder.name} 不完整，已丢弃")
                 continue
             target = out / ARCHIVE / folder.name
-            target.mkdir(parents=True)
+            target.mkdir(parents=True, exist_ok=True)  # last night's tree may hold the folder
             for name in (MANIFEST, SUMS, *(f.name for f in snap.files)):
                 if (folder / name).is_file():
                     _link_or_copy(folder / name, target / name)
             kept.append(snap)
     if current.month not in {s.month for s in kept}:
         target = out / ARCHIVE / current.month
-        target.mkdir(parents=True)
+        target.mkdir(parents=True, exist_ok=True)  # last night's tree may hold the folder
         for f in current.files:
             _link_or_copy(out / sources[f.name], target / f.name)
         (target / MANIFEST).write_text(manifest, encoding="utf-8")
@@ -654,6 +706,9 @@ class OpenDataStats:
     linked: int = 0  # data.json files hard-linked from the live build
     compressed: int = 0  # segments compressed tonight (the rest were copied from last night's zips)
     segments: int = 0
+    # Per zip written tonight whose segments were copied from the live zip: how it is made, for the
+    # verifier (verify.verify(zips=…)), which then reads only what was compressed tonight.
+    zips: dict[str, ZipLayout] = field(default_factory=dict)
 
     @property
     def bytes(self) -> int:
@@ -788,6 +843,7 @@ def _publish(
     streams = {name: r[0] for name, r in results.items()}
 
     downloads = []
+    zips: dict[str, ZipLayout] = {}
     for s in STREAMS:
         st = streams[s.name]
         path = f"{DATA}{s.name}.zip"
@@ -795,6 +851,12 @@ def _publish(
             _link_or_copy(plan.folder / st.file, staging / path)
         rows = sum(plan.rows[len(TABLES) if s.table == RECORDS else [t.name for t in TABLES].index(s.table)])
         downloads.append(Download(f"{s.name}.zip", s.table, s.format, rows, st.bytes, st.plain, st.sha256))
+        # The segments were copied from the cache's zip; they are copies of the live one's bytes when
+        # that is the same file (a hard link, unless a --full build published in between).
+        sources = results[s.name][2]
+        last = plan.folder / plan.previous.streams[s.name].file if plan.previous else None
+        if sources is not None and previous is not None and last and _same_file(previous / path, last):
+            zips[path] = _layout(path, st, sources)
     _save(plan, streams)
 
     snapshot = _manifest(site.program_name, as_of, downloads)
@@ -819,7 +881,15 @@ def _publish(
         linked=linked,
         compressed=sum(r[1] for r in results.values()),
         segments=sum(len(st.segments) for st in streams.values()),
+        zips=zips,
     )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _documents(loaded: Loaded, staging: Path, plan: _Plan, reuse: Reuse | None) -> int:

@@ -22,7 +22,7 @@ from xml.sax.saxutils import escape
 import markdown
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, meta
 
-from . import facts, urls
+from . import facts, publish, urls
 from .context import TONE_OF_STATUS, Common, Place, Stamp, cn_date, enterprise_page, outlet_page, root_of
 from .feed import Recent
 from .load import Entry, Loaded, iter_views
@@ -138,9 +138,8 @@ def places(regions: Regions) -> Callable[[str], Place]:
 
 
 def write(staging: Path, path: str, text: str) -> None:
-    target = staging / path
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8", newline="\n")
+    """A page into staging, as a new file (the one there may be the live site's: publish.py)."""
+    publish.write_file(staging / path, text)
 
 
 @dataclass(frozen=True)
@@ -345,10 +344,13 @@ def _shared_pages(
 
     today = site.as_of.isoformat()
     site_key = _site_key(site)
+    templates: dict[str, str] = {}  # name -> template_key (parsing the templates per list page cost 6 s at 100k)
 
     def put(path: str, template: str, page: Any, data_as_of: str | None = None) -> None:
         nonlocal rendered
-        key = key_of(template_key(env, template), site_key, data_as_of, _without_frame(page))
+        if template not in templates:
+            templates[template] = template_key(env, template)
+        key = key_of(templates[template], site_key, data_as_of, _without_frame(page))
         stamp = Stamp(data_as_of, reuse.changed_on(path, key, today) if reuse else today)
         if reuse is None or not reuse.link(path, key):
             page = dataclasses.replace(page, common=dataclasses.replace(page.common, stamp=stamp))

@@ -11,7 +11,7 @@ import os
 import signal
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,7 +61,7 @@ def build(
     keep_old: bool = False,
 ) -> BuildResult:
     """Build the site for `data` into a staging directory, verify it, then make it the live `out`.
-    `keep_old`: leave the previous tree and stale views for `tidy` (the nightly uploads first)."""
+    `keep_old`: leave the stale views for `tidy` (the nightly uploads first)."""
     out = out.resolve()
     with publish.exclusive(out):
         result = _build(data, out, cache, progress, options or Options())
@@ -103,9 +103,9 @@ def _build(data: Path, out: Path, cache: Path, progress: Progress | None, option
     for name, text in docs.json_schema_files(loaded.site.base_url).items():
         pages.write(staging, f"schema/{name}", text)
     timer.lap("pages")
-    search.build_search(loaded, rendered.rows, staging, progress=_stage(progress, "搜索", "search"))
+    search.build_search(loaded, rendered.rows, staging, progress=_stage(progress, "搜索", "search"), reuse=reuse)
     timer.lap("search")
-    opendata.write_open_data(
+    open_data = opendata.write_open_data(
         loaded,
         staging,
         live,
@@ -125,9 +125,9 @@ def _build(data: Path, out: Path, cache: Path, progress: Progress | None, option
         )
         timer.lap("signs")
 
-    files = catalog(staging, live, previous, reuse.keys, reuse.dates)
+    files = catalog(staging, live, previous, reuse.keys, reuse.dates, reuse)
     timer.lap("catalog")
-    found = check(staging, loaded, rendered, files, previous, sign_stats, options, signs_absent)
+    found = check(staging, loaded, rendered, files, previous, sign_stats, options, signs_absent, live, open_data.zips)
     problems = verify.errors(found)
     timer.lap("verify")
     manifest = Manifest(files.outputs, _records(loaded, rendered, carried), loaded.site.as_of.isoformat())
@@ -146,8 +146,8 @@ def _build(data: Path, out: Path, cache: Path, progress: Progress | None, option
 
 
 def tidy(result: BuildResult, out: Path) -> None:
-    """After publishing (and uploading): drop the previous tree and the views no page shows any more."""
-    publish.cleanup(out)
+    """After publishing (and uploading): drop the views no page shows any more. (The previous tree
+    stays beside the output: the next build starts from it.)"""
     if result.published:
         result.loaded.store.prune({e.digest for e in result.loaded.entries})
 
@@ -161,6 +161,8 @@ def check(
     sign_stats: signs.SignStats | None,
     options: Options,
     signs_absent: bool = False,
+    live: Path | None = None,
+    zips: Mapping[str, opendata.ZipLayout] | None = None,
 ) -> list[Problem]:
     """Verify the staging tree: links, QR targets, pages whole, nothing withheld or personal in it,
     nothing published last night gone. On an incremental night only what changed is read (the
@@ -181,7 +183,7 @@ def check(
     if previous is not None:
         unsigned = {r.permit_no for r in rendered.rows if r.status not in signs.SIGNED_STATUSES}
         before = {
-            p: o["sha256"]
+            p: o.sha256
             for p, o in previous.outputs.items()
             if not (p.startswith("signs/") and (signs_absent or p.split("/")[1] in unsigned))
         }  # a revoked permit's signs go; so do all, in a build without them
@@ -196,6 +198,9 @@ def check(
         allow_shrink=options.allow_shrink,
         workers=options.workers or os.cpu_count() or 1,
         not_built=("signs/",) if signs_absent else (),
+        paths=set(files.outputs),  # the catalog walked staging already
+        live=live,  # tonight's zips are read only where they are not the live zips' bytes
+        zips=zips,
     )
 
 

@@ -40,13 +40,16 @@ import time
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from . import facts, pages
 from .context import TONE_OF_STATUS, Common, root_of
 from .load import Loaded
+from .manifest import Reuse, files_key, key_of
+from .manifest import walk as manifest_walk
+from .publish import write_file
 from .schema import Regions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -394,10 +397,58 @@ def _filter_files(docs: list[Doc], t: Tables) -> tuple[dict[str, bytes], Counter
 # --- the stage ------------------------------------------------------------------------------
 
 
+# Code whose change changes the index or the search page (the templates are keyed apart).
+_CODE = [Path(__file__), CLIENT_JS, *(Path(__file__).with_name(n) for n in ("pages.py", "context.py", "facts.py"))]
+
+
+def search_key(loaded: Loaded, rows: list[pages.Row]) -> str:
+    """Everything the index and the search page are made from: the list rows (names, codes,
+    places, statuses, credit levels), the regions, the site settings (not the export date, which
+    the page does not show), the template and the code. Most nights change none of it (new
+    monitoring data shows on the pages only)."""
+    return key_of(
+        hashlib.blake2b(repr(rows).encode(), digest_size=12).hexdigest(),
+        loaded.regions.model_dump(mode="json"),
+        loaded.site.model_dump(mode="json", exclude={"as_of"}),
+        pages.template_key(pages.environment(), "search.html"),
+        files_key(_CODE),
+    )
+
+
 def build_search(
-    loaded: Loaded, rows: list[pages.Row], staging: Path, progress: Callable[[int, int], None] | None = None
+    loaded: Loaded,
+    rows: list[pages.Row],
+    staging: Path,
+    progress: Callable[[int, int], None] | None = None,
+    reuse: Reuse | None = None,
 ) -> SearchStats:
-    """Write the index, the client and the search page into `staging`."""
+    """Write the index, the client and the search page into `staging` (or keep the live build's,
+    when `reuse` finds them made from the same inputs)."""
+    started = time.perf_counter()
+    key = search_key(loaded, rows)
+    if reuse is not None:
+        kept = _reused(reuse, key)
+        if kept is not None:
+            return replace(kept, seconds=round(time.perf_counter() - started, 3))
+    stats = _build(loaded, rows, staging, progress)
+    if reuse is not None:
+        for path in manifest_walk(staging / PATH):
+            reuse.keys[PATH + path] = key
+    return replace(stats, seconds=round(time.perf_counter() - started, 3))
+
+
+def _reused(reuse: Reuse, key: str) -> SearchStats | None:
+    """The live build's search files, if they were all made from `key`."""
+    live = [p for p in reuse.previous.outputs if p.startswith(PATH)]
+    if not live or any(reuse.previous.key(p) != key for p in live) or not all(reuse.link(p, key) for p in live):
+        return None
+    versions = {p.split("/")[2] for p in live if p.startswith(PATH + "i/")}
+    return SearchStats(0, len(live), 0, 0, 0, 0.0, versions.pop() if len(versions) == 1 else "")
+
+
+def _build(
+    loaded: Loaded, rows: list[pages.Row], staging: Path, progress: Callable[[int, int], None] | None
+) -> SearchStats:
     started = time.perf_counter()
     docs = _docs(rows, loaded.regions)
     tables = _tables(loaded, docs)
@@ -414,9 +465,7 @@ def build_search(
     folder = staging / PATH / "i" / version
     total = len(files)
     for done, (name, data) in enumerate(sorted(files.items()), 1):
-        target = folder / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        write_file(folder / name, data)
         if progress and (done % 2000 == 0 or done == total):
             progress(done, total)
     script = _write_client(staging)
@@ -439,8 +488,7 @@ def _write_client(staging: Path) -> str:
     """The client under a name that changes with its content, so a CDN may cache it for ever."""
     code = CLIENT_JS.read_bytes()
     name = f"search.{hashlib.blake2b(code, digest_size=5).hexdigest()}.js"
-    (staging / PATH).mkdir(parents=True, exist_ok=True)
-    (staging / PATH / name).write_bytes(code)
+    write_file(staging / PATH / name, code)
     return name
 
 

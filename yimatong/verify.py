@@ -38,29 +38,56 @@ What is checked, and why each check is shaped as it is:
 With `changed` given, only those files are read: the unchanged files were verified on the night
 they were built and their bytes are the same (the caller compares their sha256). Every other check
 (QR codes, disappeared paths, shrink) always looks at the whole tree.
+
+A changed open-data zip is mostly last night's: opendata builds it from deflate segments cut at
+record boundaries and copies the compressed bytes of every unchanged one from the live zip. With
+its `ZipLayout` (`zips`) and the live tree (`live`), only the rest is read (`_check_pieces`), and
+nothing the layout says is taken on trust:
+- the file must be what the layout describes: one member, its local header agreeing with the
+  central directory, its deflate data exactly the pieces in order and an empty final block, the
+  CRC-32 and size of the whole combined from the pieces'; otherwise the zip is read whole;
+- a piece claimed as a copy counts as verified only if its bytes equal the live zip's at the
+  claimed place (compared, in C), and there it starts a segment (the start of the live member's
+  data, or just after a sync-flush marker, 00 00 ff ff) and ends one (the marker); otherwise it is
+  read like a new piece;
+- every other piece is decompressed on its own: it must be whole deflate blocks ending on a byte
+  boundary, with no final block (what any other piece can follow), so what a reader of the whole
+  member sees is the pieces' texts one after the other; a piece that is not is a wrong layout,
+  and the zip is read whole;
+- the pieces read are checked as one text per run of consecutive pieces, and a run must start and
+  end at a line end (a value cannot stand half in a piece not read): a copied neighbour that does
+  not end a line, or follow one, is read too.
+What remains trusted: that bytes of the live zip between two sync markers are whole segments
+there, whose text, verified on the night it was published, is what they decompress to on their
+own. (Four bytes 00 00 ff ff may also stand inside compressed data: the markers catch a misplaced
+claim, not a crafted one.) Line numbers past the pieces not read add up the layout's line counts
+(`Piece.lines`); they are right when opendata is.
 """
 
 from __future__ import annotations
 
 import io
-import itertools
 import json
 import multiprocessing
+import os
 import posixpath
 import re
+import struct
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from html import unescape
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel
 
 from .errors import Problem
 from .manifest import walk
+from .opendata import Piece, ZipLayout, crc_combine
 from .public import ID_CARD as _ID_CARD
 from .public import MOBILE as _MOBILE  # one definition of what personal data looks like
 from .schema import Block, Withholdable
@@ -70,6 +97,7 @@ MAX_SHRINK = 0.05  # the share of HTML pages that may go without --allow-shrink
 MAX_LISTED = 20  # per kind of whole-tree problem (disappeared paths); the rest are counted
 PARALLEL_FROM = 500  # files to read before a pool of worker processes pays for itself
 CHUNK_CHARS = 8 << 20  # large text files and zip members are read in pieces of this many characters
+COMPARE_BYTES = 1 << 20  # copied bytes are compared with the live zip's in reads of this size
 
 BINARY = frozenset({".pdf", ".bin", ".png", ".jpg", ".jpeg", ".gif", ".webp", ".ico", ".woff", ".woff2", ".gz"})
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -90,6 +118,31 @@ _ATTR = {
     for quote in ('"', "'")
 }
 _IGNORED_SCHEMES = ("mailto:", "tel:", "javascript:", "data:", "sms:")
+_SYNC = b"\x00\x00\xff\xff"  # how a Z_SYNC_FLUSH ends, so how every segment of an open-data zip ends
+_FINAL = b"\x03\x00"  # an empty final deflate block: what ends an open-data zip's member
+_LOCAL = struct.Struct("<IHHHHHIIIHH")  # a zip's local file header, before the name and extra field
+
+
+@dataclass
+class Reading:
+    """What the verifier read (the tests, and the build log if it wants): files read, bytes of text
+    checked (zip members decompressed), and compressed bytes of changed zips found equal to the live
+    zip's and so not read again."""
+
+    files: int = 0
+    text: int = 0
+    copied: int = 0
+
+    def add(self, other: Reading) -> None:
+        self.files += other.files
+        self.text += other.text
+        self.copied += other.copied
+
+    def take(self) -> Reading:
+        """The counts so far, and start again from zero."""
+        out = Reading(self.files, self.text, self.copied)
+        self.files = self.text = self.copied = 0
+        return out
 
 
 def verify(
@@ -104,6 +157,10 @@ def verify(
     allow_shrink: bool = False,
     workers: int = 2,
     not_built: tuple[str, ...] = (),
+    paths: set[str] | None = None,
+    live: Path | None = None,
+    zips: Mapping[str, ZipLayout] | None = None,
+    reading: Reading | None = None,
 ) -> list[Problem]:
     """Every problem of the tree at `staging` (site-relative paths), errors and warnings, sorted.
 
@@ -114,9 +171,12 @@ def verify(
     withhold it (then an occurrence on a line that names only other permits is taken for their
     public data, not a leak); `not_built`: path
     prefixes this build leaves out on purpose (signs, with --no-signs and none to carry over): links
-    into them are not followed.
+    into them are not followed; `paths`: the files of `staging` (as `tree` gives them), when the
+    caller has walked it already; `live`: the live tree and `zips`: how opendata made tonight's zips
+    (`OpenDataStats.zips`): a changed zip is then read only where it differs from the live one (see
+    the module's docstring); `reading`: counts what was read, added to it.
     """
-    paths = tree(staging)
+    paths = tree(staging) if paths is None else paths
     site = Site.of(base_url, paths, not_built)
     to_read = sorted(paths if changed is None else (set(changed) & paths))
     owners: dict[str, frozenset[str]] = {}
@@ -124,8 +184,10 @@ def verify(
         mine = frozenset(all_secrets[v]) if isinstance(all_secrets, Mapping) else frozenset()
         if len(v.strip()) >= MIN_SECRET:
             owners[v.strip()] = owners.get(v.strip(), frozenset()) | mine
-    job = _Job(staging, site, secrets, frozenset(owners), owners)
-    problems = _read_all(job, to_read, workers)
+    job = _Job(staging, site, secrets, frozenset(owners), owners, live=live, zips=zips or {})
+    problems, read = _read_all(job, to_read, workers)
+    if reading is not None:
+        reading.add(read)
     problems += check_qr_urls(site, qr_urls)
     if previous is not None:
         problems += check_disappeared(paths, previous, allow_shrink)
@@ -239,12 +301,15 @@ class _Job:
     all_secrets: frozenset[str]
     owners: dict[str, frozenset[str]] = field(default_factory=dict)  # value -> permits withholding it
     links: dict[tuple[Any, str], str | None] = field(default_factory=dict)  # per process: why broken
+    live: Path | None = None
+    zips: Mapping[str, ZipLayout] = field(default_factory=dict)
+    reading: Reading = field(default_factory=Reading)  # per process
 
 
 _JOB: _Job | None = None  # set before the pool forks, read by the workers
 
 
-def _read_all(job: _Job, files: list[str], workers: int) -> list[Problem]:
+def _read_all(job: _Job, files: list[str], workers: int) -> tuple[list[Problem], Reading]:
     global _JOB
     _JOB = job
     try:
@@ -257,30 +322,38 @@ def _read_all(job: _Job, files: list[str], workers: int) -> list[Problem]:
         small = [f for f in ordered if size[f] <= (1 << 20)]
         step = max(50, min(500, len(small) // (workers * 8) or 1))
         batches = big + [small[i : i + step] for i in range(0, len(small), step)]
+        problems: list[Problem] = []
+        reading = Reading()
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            return list(itertools.chain.from_iterable(pool.imap_unordered(_check_files, batches)))
+            for found, read in pool.imap_unordered(_check_files, batches):
+                problems += found
+                reading.add(read)
+        return problems, reading
     finally:
         _JOB = None
 
 
-def _check_files(files: list[str]) -> list[Problem]:
+def _check_files(files: list[str]) -> tuple[list[Problem], Reading]:
     job = _JOB
     assert job is not None
+    job.reading.take()  # a worker's count is per batch
     out: list[Problem] = []
     for rel in files:
         out += check_file(job, rel)
-    return out
+    return out, job.reading.take()
 
 
 def check_file(job: _Job, rel: str) -> list[Problem]:
     suffix = posixpath.splitext(rel)[1].lower()
     if suffix in BINARY:
         return []
+    job.reading.files += 1
     path = job.staging / rel
     if suffix == ".zip":
         return _check_zip(job, rel, path)
     if suffix in (".html", ".htm"):
         raw = path.read_bytes()
+        job.reading.text += len(raw)
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as err:
@@ -291,6 +364,12 @@ def check_file(job: _Job, rel: str) -> list[Problem]:
 
 
 def _check_zip(job: _Job, rel: str, path: Path) -> list[Problem]:
+    layout = job.zips.get(rel)
+    if layout is not None and job.live is not None and any(p.source >= 0 for p in layout.pieces):
+        try:
+            return _check_pieces(job, rel, path, job.live / rel, layout)
+        except _Unlike:
+            pass  # not what the layout says: read it whole, as a zip without one
     out: list[Problem] = []
     try:
         with zipfile.ZipFile(path) as archive:
@@ -305,6 +384,239 @@ def _check_zip(job: _Job, rel: str, path: Path) -> list[Problem]:
     return out
 
 
+# --- an open-data zip, where it differs from the live one ----------------------------------------
+
+
+class _Unlike(Exception):
+    """The zip is not what its layout says (or not as opendata writes zips)."""
+
+
+@dataclass(frozen=True)
+class _Member:
+    """The one member of a zip as opendata writes it."""
+
+    name: str
+    start: int  # its deflate data: [start, end) of the file
+    end: int
+    crc: int
+    size: int  # uncompressed
+
+
+def _member(f: BinaryIO) -> _Member:
+    """The zip's one deflated member, its local header agreeing with the central directory."""
+    try:
+        with zipfile.ZipFile(f) as archive:
+            infos = archive.infolist()
+            directory = getattr(archive, "start_dir", None)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        raise _Unlike from err
+    if len(infos) != 1:
+        raise _Unlike
+    info = infos[0]
+    suffix = posixpath.splitext(info.filename)[1].lower()
+    if info.is_dir() or suffix in BINARY or suffix == ".zip" or info.compress_type != zipfile.ZIP_DEFLATED:
+        raise _Unlike
+    fd = f.fileno()
+    head = os.pread(fd, _LOCAL.size, info.header_offset)
+    if len(head) != _LOCAL.size:
+        raise _Unlike
+    sig, _, flags, method, _, _, crc, csize, usize, n_name, n_extra = _LOCAL.unpack(head)
+    name_extra = os.pread(fd, n_name + n_extra, info.header_offset + _LOCAL.size)
+    name, extra = name_extra[:n_name], name_extra[n_name:]
+    if 0xFFFFFFFF in (csize, usize):  # ZIP64: the sizes are in the extra field (id 1), both
+        usize, csize = _zip64_sizes(extra)
+    start = info.header_offset + _LOCAL.size + n_name + n_extra
+    end = start + info.compress_size
+    if (
+        sig != 0x04034B50
+        or flags & 0x49  # encrypted, or sizes after the data: not written by opendata
+        or flags != info.flag_bits
+        or method != zipfile.ZIP_DEFLATED
+        or (crc, csize, usize) != (info.CRC, info.compress_size, info.file_size)
+        or name.decode("utf-8" if flags & 0x800 else "cp437") != info.orig_filename
+        or end > (directory if directory is not None else os.fstat(fd).st_size)
+    ):
+        raise _Unlike
+    return _Member(info.filename, start, end, info.CRC, info.file_size)
+
+
+def _zip64_sizes(extra: bytes) -> tuple[int, int]:
+    at = 0
+    while at + 4 <= len(extra):
+        kind, size = struct.unpack_from("<HH", extra, at)
+        if kind == 1 and size >= 16:
+            usize, csize = struct.unpack_from("<QQ", extra, at + 4)
+            return usize, csize
+        at += 4 + size
+    raise _Unlike
+
+
+def _check_pieces(job: _Job, rel: str, path: Path, live: Path, layout: ZipLayout) -> list[Problem]:
+    """A changed open-data zip, read only where it is not a verified copy of the live zip's bytes
+    (the module's docstring says what is checked). Raises _Unlike if the file is not as `layout` says."""
+    try:
+        with path.open("rb") as f, live.open("rb") as g:
+            return _check_open_pieces(job, rel, f, g, layout)
+    except OSError as err:
+        raise _Unlike from err
+
+
+def _check_open_pieces(job: _Job, rel: str, f: BinaryIO, g: BinaryIO, layout: ZipLayout) -> list[Problem]:
+    """_check_pieces on the open files: tonight's zip `f`, the live one `g`."""
+    new, old = _member(f), _member(g)
+    pieces = layout.pieces
+    at = new.start
+    for p in pieces:  # the pieces, one after the other, are the member's data, then the final block
+        if p.at != at or p.size < 0:
+            raise _Unlike
+        at += p.size
+    if (layout.start, layout.end) != (new.start, new.end) or at + len(_FINAL) != new.end:
+        raise _Unlike
+    if os.pread(f.fileno(), len(_FINAL), at) != _FINAL:
+        raise _Unlike
+    trusted = _copies(f.fileno(), g.fileno(), pieces, old)
+    return _read_pieces(job, rel, f.fileno(), new, pieces, trusted)
+
+
+def _copies(new: int, old: int, pieces: tuple[Piece, ...], live: _Member) -> list[bool]:
+    """Per piece: whether its bytes are a whole run of segments of the live zip (descriptor `old`),
+    compared. Pieces copied one after the other are compared as one run, and one by one if that fails."""
+    trusted = [False] * len(pieces)
+    i = 0
+    while i < len(pieces):
+        if pieces[i].source < 0:
+            i += 1
+            continue
+        j = i + 1
+        while j < len(pieces) and pieces[j].source == pieces[j - 1].source + pieces[j - 1].size:
+            j += 1
+        size = sum(p.size for p in pieces[i:j])
+        if _copied(new, old, pieces[i].at, pieces[i].source, size, live):
+            trusted[i:j] = [True] * (j - i)
+        else:
+            trusted[i:j] = [_copied(new, old, p.at, p.source, p.size, live) for p in pieces[i:j]]
+        i = j
+    return trusted
+
+
+def _copied(new: int, old: int, at: int, source: int, size: int, live: _Member) -> bool:
+    """The `size` bytes at `at` of tonight's zip are those at `source` of the live zip, and there they
+    are whole segments: from the start of its member's data or just after a sync-flush marker, up to
+    one, before the final block."""
+    if size == 0:
+        return True
+    if size < len(_SYNC) or source < live.start or source + size > live.end - len(_FINAL):
+        return False
+    if source > live.start and os.pread(old, len(_SYNC), source - len(_SYNC)) != _SYNC:
+        return False
+    if os.pread(new, len(_SYNC), at + size - len(_SYNC)) != _SYNC:
+        return False
+    for done in range(0, size, COMPARE_BYTES):
+        n = min(COMPARE_BYTES, size - done)
+        if os.pread(new, n, at + done) != os.pread(old, n, source + done):
+            return False
+    return True
+
+
+def _inflate(fd: int, piece: Piece) -> Iterator[bytes]:
+    """A piece's text, decompressed on its own, in parts. It must be whole deflate blocks that end on
+    a byte boundary, and no final block: what an empty final block (or any other piece) can follow.
+    Raises _Unlike if not."""
+    d = zlib.decompressobj(-15)
+    try:
+        for done in range(0, piece.size, COMPARE_BYTES):
+            data = os.pread(fd, min(COMPARE_BYTES, piece.size - done), piece.at + done)
+            while data:
+                out = d.decompress(data, CHUNK_CHARS)
+                data = d.unconsumed_tail
+                if d.eof:
+                    raise _Unlike  # a final block: a reader stops inside this piece
+                if out:
+                    yield out
+        while out := d.decompress(b"", CHUNK_CHARS):  # what was held back by the size limit
+            yield out
+        probe = d.copy()
+        if probe.decompress(_FINAL) or not probe.eof or probe.unused_data:
+            raise _Unlike  # ends inside a block: the next piece would be read as its rest
+    except zlib.error as err:
+        raise _Unlike from err
+
+
+def _ends_line(fd: int, piece: Piece) -> bool:
+    """The piece's text ends with a line end (an empty one does not)."""
+    last = b""
+    try:
+        for out in _inflate(fd, piece):
+            last = out
+    except _Unlike:
+        return False
+    return last.endswith(b"\n")
+
+
+def _read_pieces(
+    job: _Job, rel: str, fd: int, member: _Member, pieces: tuple[Piece, ...], trusted: list[bool]
+) -> list[Problem]:
+    """Check the text of every piece not `trusted`, in runs of whole lines; combine the CRC-32 and
+    size of the whole from the pieces' (those read: computed; the others: the layout's) and compare
+    them with the member's. Raises _Unlike when a piece read is not a piece or the sums disagree."""
+    # A copied piece just before a piece read must end a line: a value could stand half in each.
+    for i in range(len(pieces) - 1, 0, -1):
+        if not trusted[i] and trusted[i - 1] and not _ends_line(fd, pieces[i - 1]):
+            trusted[i - 1] = False
+    kind = posixpath.splitext(member.name)[1].lower().lstrip(".")
+    out: list[Problem] = []
+    line = 1
+    crc = total = 0
+    buffer = bytearray()
+    begin = True  # the buffer starts the member (a BOM there is not text)
+
+    def check(raw: bytes) -> None:
+        nonlocal line, begin
+        try:
+            text = raw.decode("utf-8-sig" if begin else "utf-8")
+        except UnicodeDecodeError as err:
+            out.append(Problem(rel, line + raw.count(b"\n", 0, err.start), member.name, _NOT_UTF8))
+            raise _Broken from err
+        begin = False
+        job.reading.text += len(raw)
+        out.extend(check_text(job, rel, text, kind, line, member.name))
+        line += text.count("\n")
+
+    try:
+        for i, p in enumerate(pieces):
+            if trusted[i]:
+                crc, total, line = crc_combine(crc, p.crc, p.plain), total + p.plain, line + p.lines
+                begin = begin and p.size == 0
+                continue
+            piece_crc = size = 0
+            for part in _inflate(fd, p):
+                piece_crc, size = zlib.crc32(part, piece_crc), size + len(part)
+                buffer += part
+                if len(buffer) >= CHUNK_CHARS and (cut := buffer.rfind(b"\n") + 1):
+                    check(bytes(buffer[:cut]))
+                    del buffer[:cut]
+            crc, total = crc_combine(crc, piece_crc, size), total + size
+            last = i + 1 == len(pieces)
+            if not last and trusted[i + 1] and buffer and not buffer.endswith(b"\n"):
+                trusted[i + 1] = False  # the line goes on into the next piece: read that too
+            if last or trusted[i + 1]:
+                check(bytes(buffer))
+                buffer.clear()
+    except _Broken:
+        return out  # not UTF-8: the rest is not worth reading
+    if (crc, total) != (member.crc, member.size):
+        raise _Unlike
+    job.reading.copied += sum(p.size for p, ok in zip(pieces, trusted, strict=True) if ok)
+    return out
+
+
+class _Broken(Exception):
+    """A piece's text is not UTF-8 (reported)."""
+
+
+_NOT_UTF8 = "不是有效的 UTF-8 文本（文件损坏或编码错误）"
+
+
 def _check_stream(job: _Job, rel: str, member: str, stream: IO[bytes], suffix: str) -> list[Problem]:
     """A text file or zip member, in pieces of whole lines (a 1 GB member is never held at once)."""
     out: list[Problem] = []
@@ -317,7 +629,16 @@ def _check_stream(job: _Job, rel: str, member: str, stream: IO[bytes], suffix: s
             line += chunk.count("\n")
     except UnicodeDecodeError:
         out.append(Problem(rel, line, member, "不是有效的 UTF-8 文本（文件损坏或编码错误）"))
+    finally:
+        job.reading.text += _position(stream)  # the bytes read (decompressed, for a zip member)
     return out
+
+
+def _position(stream: IO[bytes]) -> int:
+    try:
+        return stream.tell()
+    except (OSError, ValueError):
+        return 0
 
 
 def _chunks(text: io.TextIOBase) -> Iterator[str]:

@@ -1,0 +1,187 @@
+"""One more night on an existing bench output: flip 1 % of the export, run `build.py nightly`, measure.
+
+Run by hand (never in CI), after bench_nightly.py has built N once, for example:
+    .venv/bin/python bench/bench_night.py --n 100000 --change name --runs 3
+    .venv/bin/python bench/bench_night.py --n 100000 --change data --runs 3 --bucket
+
+Each run flips the same 1 % of the permits (bench_nightly.chosen) of
+bench/out/nightly/N/ours-nosigns/data between their original export (bench/out/data-N) and a
+changed one, so every run is a night with 1 % of the files changed:
+- `name`: a new enterprise name (bench_nightly.renamed): the page and outlet pages, the lists, the
+  search index, the open data and the signs all change. The costliest small change.
+- `data`: a new self-monitoring result (the last value of the enterprise's first self-monitoring
+  series): its pages, data.json and open-data rows change; the lists and the search index only if
+  a count they show changes. What most nights bring.
+It then runs `build.py nightly --no-signs` on that output and cache with the checkout's code (so
+the first run after a code change re-renders what the change touches: run a night to warm up),
+and with `--bucket` also uploads to moto's S3 server (its own process on 127.0.0.1), seeded with a
+state object that says the bucket holds the output as it was before the night (see bench_deploy.py).
+Measured: wall time, stage seconds (the nightly's report), peak memory of the process tree as PSS
+(proportional set size: a page shared by the forked workers counts once, split between them) and
+as the sum of RSS (each process counts it in full), and the main process's peak RSS. Each run is
+appended to bench/out/nightly/N/nights.json; the table is written by hand to RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_deploy import BUCKET, moto_server, outputs  # noqa: E402
+from bench.bench_nightly import chosen, load_average, renamed  # noqa: E402
+
+_VALUES = re.compile(r"^(      values: \[)([^\]]*)(\])$", re.M)
+_ADDRESS = re.compile(r"^(  address: )(.+)$", re.M)
+
+
+def monitored(text: str) -> str:
+    """The export with a new last value in its first self-monitoring series (or, without one, a
+    corrected address), still valid."""
+    start = text.index("\nself_monitoring:")
+    m = _VALUES.search(text, start)
+    values = m.group(2).split(", ") if m else []
+    last = next((i for i in range(len(values) - 1, -1, -1) if values[i] != "null"), None)
+    if m is None or last is None:  # no self-monitoring results: a corrected address instead
+        return _ADDRESS.sub(lambda a: a.group(1) + a.group(2) + "（更正）", text, count=1)
+    values[last] = f"{float(values[last]) * 1.01 + 0.01:.2f}"
+    return text[: m.start(2)] + ", ".join(values) + text[m.end(2) :]
+
+
+def flip(data: Path, original: Path, change: str) -> int:
+    """Flip the chosen 1 % between original and changed (a new file each); returns how many."""
+    files = sorted((data / "enterprises").glob("*.yaml"))
+    changed = renamed if change == "name" else monitored
+    flipped = 0
+    for f in chosen(files):
+        orig = (original / f.relative_to(data)).read_text(encoding="utf-8")
+        now = f.read_text(encoding="utf-8")
+        new = orig if now != orig else changed(orig)
+        if new != now:
+            tmp = f.with_suffix(".tmp")
+            tmp.write_text(new, encoding="utf-8")
+            os.replace(tmp, f)
+            flipped += 1
+    return flipped
+
+
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    try:
+        for t in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{t}/children") as f:
+                kids += [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    return kids
+
+
+def _rollup(pid: int) -> dict[str, int]:
+    out: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                parts = line.split()
+                if parts[0] in ("Rss:", "Pss:"):
+                    out[parts[0][:-1]] = int(parts[1])
+    except OSError:
+        pass
+    return out
+
+
+def watch(pid: int, peaks: dict[str, float]) -> None:
+    """Poll the process tree's memory every 0.2 s until it exits (kB → MB in `peaks`)."""
+    while os.path.exists(f"/proc/{pid}"):
+        tree, stack = [], [pid]
+        while stack:
+            p = stack.pop()
+            tree.append(p)
+            stack += _children(p)
+        rolls = [_rollup(p) for p in tree]
+        for key, value in (
+            ("pss", sum(r.get("Pss", 0) for r in rolls)),
+            ("rss_sum", sum(r.get("Rss", 0) for r in rolls)),
+            ("main_rss", rolls[0].get("Rss", 0) if rolls else 0),
+        ):
+            peaks[key] = max(peaks.get(key, 0.0), value / 1024)
+        time.sleep(0.2)
+
+
+def night(n: int, change: str, bucket: bool) -> dict:
+    work = ROOT / "bench" / "out" / "nightly" / str(n) / "ours-nosigns"
+    data, out, cache = work / "data", work / "public", work / "cache"
+    flipped = flip(data, ROOT / "bench" / "out" / f"data-{n}", change)
+    command = [sys.executable, "build.py", "nightly", "--no-signs", "--data", str(data), "--out", str(out)]
+    command += ["--cache", str(cache), "--quiet"]
+    load = load_average()
+    server = moto_server() if bucket else None
+    env = dict(os.environ)
+    if server is not None:
+        endpoint = server.__enter__()
+        env.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
+        os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
+        from yimatong import deploy as dp
+
+        client = dp.make_client(endpoint)
+        client.create_bucket(Bucket=BUCKET)
+        live = {p: dp._built(out, p, sha) for p, sha in outputs(out).items() if not dp.is_dot_path(p)}
+        state = {p: dp.Remote(x.sha256, None, None, (x.content_type, x.cache_control)) for p, x in live.items()}
+        client.put_object(Bucket=BUCKET, Key=dp.STATE_KEY, Body=dp.encode_state(state, {}))
+        command += ["--bucket", BUCKET, "--endpoint", endpoint]
+    try:
+        started = time.perf_counter()
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        peaks: dict[str, float] = {}
+        watcher = threading.Thread(target=watch, args=(proc.pid, peaks), daemon=True)
+        watcher.start()
+        _, err = proc.communicate()
+        wall = time.perf_counter() - started
+        watcher.join()
+    finally:
+        if server is not None:
+            server.__exit__(None, None, None)
+    report = json.loads((out.parent / f"{out.name}.report.json").read_text(encoding="utf-8"))
+    result = {
+        "n": n,
+        "change": change,
+        "flipped": flipped,
+        "bucket": bucket,
+        "exit": proc.returncode,
+        "wall": round(wall, 1),
+        "load_before": load,
+        "peak_mb": {k: round(v) for k, v in peaks.items()},
+        "seconds": report.get("seconds"),
+        "files": report.get("files"),
+        "pages": report.get("pages"),
+        "upload": report.get("upload"),
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    if proc.returncode != 0:
+        result["error"] = err.decode(errors="replace")[-2000:]
+    with (work.parent / "nights.json").open("a", encoding="utf-8") as f:
+        f.write(json.dumps(result, ensure_ascii=False) + "\n")
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, required=True)
+    ap.add_argument("--change", choices=("name", "data"), default="name")
+    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--bucket", action="store_true", help="also upload to moto's S3 server")
+    args = ap.parse_args()
+    for _ in range(args.runs):
+        print(json.dumps(night(args.n, args.change, args.bucket), ensure_ascii=False), flush=True)
+
+
+if __name__ == "__main__":
+    main()
