@@ -414,7 +414,7 @@ def test_a_nights_zips_come_with_where_their_bytes_are_the_live_zips(
     )
     stats = write_open_data(tonight, second, first, cache_dir=cache)
     assert sorted(stats.zips) == sorted(f"data/{d.name}" for d in stats.downloads)
-    new = copied = 0
+    new = copied = claimed = plain = 0
     for path, layout in stats.zips.items():
         raw, live = (second / path).read_bytes(), (first / path).read_bytes()
         with zipfile.ZipFile(second / path) as z:
@@ -434,10 +434,21 @@ def test_a_nights_zips_come_with_where_their_bytes_are_the_live_zips(
             assert not d.eof and d.unused_data == b""
             assert (len(text), zlib.crc32(text), text.count(b"\n")) == (p.plain, p.crc, p.lines)
             texts.append(text)
+            # In a piece compressed tonight, the unchanged records' text is a live segment's text.
+            assert p.source < 0 or p.same == ()
+            done = 0
+            for same in p.same:
+                assert same.start >= done and same.size > 0
+                done = same.start + same.size
+                source = zlib.decompressobj(-15).decompress(live[same.source : same.source + same.source_size])
+                assert text[same.start : done] == source[same.offset : same.offset + same.size]
+                claimed += same.size
+            plain += len(text) if p.source < 0 else 0
         assert at == layout.end - 2 and b"".join(texts) == member
         new += sum(p.source < 0 for p in layout.pieces)
         copied += layout.copied
     assert 0 < new <= stats.compressed and copied > 0.8 * sum(z.end - z.start for z in stats.zips.values())
+    assert claimed > plain / 2  # one record of the 60 changed: most of the new pieces' text is last night's
 
     # A live zip that is not the one the cache copies from (a --full build published in between):
     # no claims.

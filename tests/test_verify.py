@@ -27,7 +27,7 @@ from yimatong import opendata, signs, urls, verify
 from yimatong.errors import Problem
 from yimatong.load import iter_views, read_model
 from yimatong.manifest import Manifest, Output, Reuse
-from yimatong.opendata import Piece, ZipLayout, write_open_data
+from yimatong.opendata import Piece, Same, ZipLayout, write_open_data
 from yimatong.pipeline import BuildResult
 from yimatong.public import public_view
 from yimatong.schema import EnterpriseFile
@@ -356,6 +356,29 @@ def test_a_withheld_value_in_its_own_permits_row_of_a_zipped_table_is_caught_and
         assert z.read(member).decode("utf-8-sig").splitlines()[line].startswith(permit)
 
 
+def test_a_withheld_value_counts_only_on_a_row_of_its_own_permit_wherever_its_rows_stand() -> None:
+    """Rows of a permit need not stand together (a list sorted by another column): each of its rows
+    counts, and the rows between them, of other permits or of none, do not."""
+    a, b = "91110000MA00000001001V", "91110000MA00000002001V"
+    withheld = {a: ["机密项目甲", " 机密项目乙 ", "机密", "机密项目丙", "机密项目丁"], b: ["机密项目戊"]}
+    text = "\n".join(
+        [
+            f"{a},机密项目乙",  # a's row: found (stripped value)
+            f"{b},机密项目甲,机密项目戊",  # b's row: a's value is b's public data; b's own is found
+            "说明,机密项目丙",  # no permit: not a row of a
+            f"x,{a},y",
+            f"{a},机密项目丁",  # a's rows again, after b's: found
+            "机密项目甲",  # after a's last row
+        ]
+    )
+    found = verify.row_secrets(text, lambda p: withheld.get(p, []))
+    assert found == {"机密项目乙", "机密项目戊", "机密项目丁"}
+    assert verify.row_secrets(text.replace(f"{a},机密项目丁", "z"), lambda p: withheld.get(p, [])) == {
+        "机密项目乙",
+        "机密项目戊",
+    }
+
+
 def test_credit_codes_permit_numbers_hashes_and_the_hotline_are_not_personal_data() -> None:
     text = (
         "91451322156251412N001P 110105194912310021001P 12345 0771-5551234 "
@@ -488,7 +511,7 @@ def test_a_leak_in_a_segment_compressed_tonight_is_found_reading_only_the_new_se
     every = {"id", "mobile", "secret"}
     enterprises = [p for p in night.changed if "-enterprises." in p]
     assert enterprises and all(_leaks(problems)[p] == every for p in enterprises)
-    assert piecewise.copied > 0 and piecewise.text < whole.text / 3
+    assert piecewise.copied > 0 and piecewise.same > 0 and piecewise.text < whole.text / 3
 
 
 def test_a_clean_night_reads_a_small_part_of_the_changed_zips(
@@ -506,6 +529,21 @@ def test_a_clean_night_reads_a_small_part_of_the_changed_zips(
     whole = verify.Reading()
     assert _check_night(night, base_url, confidential, None, whole) == []
     assert whole.text == plain and whole.copied == 0
+    # Without the record-level claims every new piece is read whole: the claims leave a small share.
+    pieces = {p: replace(z, pieces=tuple(replace(q, same=()) for q in z.pieces)) for p, z in night.zips.items()}
+    piecewise = verify.Reading()
+    assert _check_night(night, base_url, confidential, pieces, piecewise) == []
+    assert piecewise.same == 0 and reading.same > 0
+    assert reading.text + reading.same == piecewise.text and reading.text < piecewise.text / 3
+    # What is checked is the renamed record's rows, and nothing else.
+    rows = 0
+    for path in night.changed:
+        lines = []
+        for tree in (night.staging, night.live):
+            with zipfile.ZipFile(tree / path) as z:
+                lines.append(z.read(z.infolist()[0]).splitlines(keepends=True))
+        rows += sum(len(new) for new, old in zip(*lines, strict=True) if new != old)
+    assert reading.text == rows
 
 
 @pytest.mark.parametrize("lie", ["in place", "of a real segment"])
@@ -701,6 +739,88 @@ def test_a_changed_zip_with_a_wrong_crc_is_caught_on_an_incremental_night(
 def _stored(text: bytes) -> bytes:
     """A non-final stored deflate block: `text` as it is."""
     return b"\x00" + len(text).to_bytes(2, "little") + (len(text) ^ 0xFFFF).to_bytes(2, "little") + text
+
+
+def _claims(live: ZipLayout, tonight: list[bytes], last: list[bytes]) -> list[tuple[Same, ...]]:
+    """Per piece of tonight: each of its lines found in the same piece of last night, as a claim."""
+    out: list[tuple[Same, ...]] = []
+    for k, (new, old) in enumerate(zip(tonight, last, strict=True)):
+        claims, at = [], 0
+        for line in new.splitlines(keepends=True):
+            if k and line in old.splitlines(keepends=True):
+                p = live.pieces[k]
+                claims.append(Same(at, len(line), p.at, p.size, old.index(line), live.pieces[k - 1].at))
+            at += len(line)
+        out.append(tuple(claims))
+    return out
+
+
+def _record_night(root: Path, last: list[bytes], tonight: list[bytes]) -> tuple[str, ZipLayout]:
+    """Tonight's zip against last night's, piece by piece: the header copied, the rest compressed
+    tonight with every line found in last night's piece claimed as a copy of it."""
+    rel = "data/yimatong-x.csv.zip"
+    live = _segmented_zip(root / "live" / rel, last)
+    new = _segmented_zip(root / "staging" / rel, tonight)
+    claims = _claims(live, tonight, last)
+    pieces = (replace(new.pieces[0], source=live.pieces[0].at),)
+    pieces += tuple(replace(p, same=c) for p, c in zip(new.pieces[1:], claims[1:], strict=True))
+    return rel, replace(new, pieces=pieces)
+
+
+_LAST = [b"a,b\n", b"1,x\n2,y\n3,z\n", b"4,u\n5,v\n6,w\n"]
+
+
+def test_a_leak_in_a_changed_record_is_found_at_its_line_and_its_unchanged_neighbours_are_not_read(
+    tmp_path: Path,
+) -> None:
+    tonight = [_LAST[0], f"1,x\n2,{ID_NUMBER}\n3,z\n".encode(), f"4,u\n5,{MOBILE}\n6,w\n".encode()]
+    rel, layout = _record_night(tmp_path, _LAST, tonight)
+    assert [len(p.same) for p in layout.pieces] == [0, 2, 2]
+
+    reading = verify.Reading()
+    problems = _verify_zip(tmp_path, rel, layout, reading)
+    assert [(p.line, "身份证" in p.message, "手机" in p.message) for p in problems] == [
+        (3, True, False),
+        (6, False, True),
+    ]
+    # Read: the changed lines; the rest of each piece is found equal to last night's text.
+    assert reading.text == len(tonight[1][4:-4]) + len(tonight[2][4:-4])
+    assert reading.same == sum(map(len, tonight[1:])) - reading.text
+
+
+def test_a_claimed_line_that_was_the_end_of_a_longer_live_line_is_read(tmp_path: Path) -> None:
+    """Last night, a line ran from one segment into the next ("2,9"); tonight "9" stands alone at a
+    piece's start. Equal bytes, but checked last night only as part of the longer line: read again."""
+    last = [_LAST[0], b"1,x\n2,", b"9\n4,u\n"]
+    tonight = [_LAST[0], b"1,x\n2,y\n", b"9\n4,u\n"]
+    rel, layout = _record_night(tmp_path, last, tonight)
+    assert [[c.start for c in p.same] for p in layout.pieces] == [[], [0], [0, 2]]
+    reading = verify.Reading()
+    assert _verify_zip(tmp_path, rel, layout, reading) == []
+    assert (reading.same, reading.text) == (len(b"1,x\n4,u\n"), len(b"2,y\n9\n"))
+
+
+@pytest.mark.parametrize("forgery", ["other bytes", "past the live text", "no live segment there"])
+def test_a_record_claimed_unchanged_that_changed_is_read(tmp_path: Path, forgery: str) -> None:
+    """A record claimed unchanged whose bytes differ from the live text (an ID number where last
+    night's row had other characters, as many), or a claim naming no live text: the stretch is
+    checked, at its line, never trusted."""
+    last = [_LAST[0], _LAST[1], b"4,u\n5,v\n6," + b"w" * len(ID_NUMBER) + b"\n"]
+    tonight = [_LAST[0], _LAST[1], f"4,u\n5,v\n6,{ID_NUMBER}\n".encode()]
+    rel, layout = _record_night(tmp_path, last, tonight)
+    true = layout.pieces[2].same
+    assert [c.start for c in true] == [0, 4]  # the changed line is not claimed: the forger adds it
+    lie = true[1]._replace(start=8, size=len(tonight[2]) - 8, offset=8)
+    if forgery == "past the live text":
+        lie = lie._replace(offset=9)
+    elif forgery == "no live segment there":
+        lie = lie._replace(source=lie.source + 1)
+    layout = replace(layout, pieces=(*layout.pieces[:2], replace(layout.pieces[2], same=(*true, lie))))
+    reading = verify.Reading()
+    problems = _verify_zip(tmp_path, rel, layout, reading)
+    assert [(p.line, "身份证" in p.message) for p in problems] == [(7, True)]
+    assert reading.same == len(tonight[1]) + len(b"4,u\n5,v\n")  # the true claims still hold
+    assert reading.text == len(tonight[2]) - len(b"4,u\n5,v\n")
 
 
 def test_a_copy_claimed_from_inside_a_live_segment_is_read(tmp_path: Path) -> None:

@@ -22,8 +22,9 @@ holds last night's zips and an index of what they hold.
 
 The verifier need not read again what it read last night: `OpenDataStats.zips` says, for each zip
 written, where its deflate data lies and which of its pieces are byte-for-byte copies of the live
-zip's (`ZipLayout`). It is a claim, not a promise: the verifier compares those bytes with the live
-file's and reads every piece it cannot match.
+zip's (`ZipLayout`), and, inside a piece compressed tonight, which stretches of its text are the
+text of a live segment (records whose rows did not change: `Piece.same`). It is a claim, not a
+promise: the verifier compares those bytes with the live file's and reads all it cannot match.
 
 Output is byte-identical for the same input, cache or no cache: rows follow the permit number order
 of `loaded.entries`, segment boundaries and compression depend only on the content, and no date is
@@ -54,7 +55,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from . import docs, facts, pages, urls
 from .context import Common, Place, cn_date, root_of
@@ -296,6 +297,18 @@ def _central(name: bytes, crc: int, csize: int, usize: int, zip64: bool, comment
 Segment = tuple[int, int, str, int, int, int, int, int]
 
 
+class Same(NamedTuple):
+    """A stretch of a piece's text claimed to be a byte-for-byte copy of a stretch of the text of one
+    segment of the live zip (a record whose rows did not change, in a segment compressed tonight)."""
+
+    start: int  # where the stretch starts in the piece's text
+    size: int  # its bytes
+    source: int  # where the live segment's compressed bytes start in the live zip
+    source_size: int  # the live segment's compressed bytes
+    offset: int  # where the stretch starts in the live segment's text
+    before: int = -1  # where the live segment before that one starts (-1: it starts the member's data)
+
+
 @dataclass(frozen=True)
 class Piece:
     """One segment of a published zip's deflate data, as tonight's build wrote it."""
@@ -306,6 +319,7 @@ class Piece:
     plain: int  # uncompressed bytes
     crc: int  # CRC-32 of the uncompressed bytes
     lines: int  # newlines in the uncompressed bytes (for line numbers past the pieces not read)
+    same: tuple[Same, ...] = ()  # compressed tonight: stretches of its text copied from live segments
 
 
 @dataclass(frozen=True)
@@ -429,6 +443,11 @@ class _OldBytes:
     def compressed(self, seg: Segment) -> bytes:
         return os.pread(self.fd, seg[4], self.state.start + seg[3])
 
+    def where(self, j: int) -> tuple[int, int]:
+        """Record `j`'s segment and where its bytes start in that segment's text."""
+        k = bisect.bisect_right(self.firsts, j) - 1
+        return k, self.offsets[j] - self.offsets[self.state.segments[k][0]]
+
     def record(self, j: int) -> bytes:
         k = bisect.bisect_right(self.firsts, j) - 1
         if k != self.at:
@@ -448,9 +467,10 @@ def _record_bytes(plan: _Plan, stream: Stream, i: int, old: _OldBytes | None) ->
 
 def _write_stream(
     plan: _Plan, stream: Stream, header: bytes, comment: bytes
-) -> tuple[_StreamState, int, list[int] | None]:
+) -> tuple[_StreamState, int, list[int] | None, list[tuple[Same, ...]]]:
     """Tonight's zip of one stream, in the cache folder: unchanged segments copied, the rest compressed.
-    Also where each segment's bytes stand in last night's zip (-1: compressed tonight), None without one."""
+    Also where each segment's bytes stand in last night's zip (-1: compressed tonight), None without one,
+    and per segment the stretches of its text copied from last night's segments (`Same`)."""
     lengths = plan.lengths[stream.index]
     segments: list[tuple[int, int, str]] = [(0, 0, _segment_key(stream.name, [header.hex()]))] if header else []
     segments += [(a, b, _segment_key(stream.name, [k])) for a, b, k in _groups(plan, lengths)]
@@ -460,7 +480,7 @@ def _write_stream(
     prev = plan.previous.streams[stream.name] if plan.previous else None
     if prev is not None and prev.key == key:
         os.link(plan.folder / prev.file, target)  # the same segments: the same bytes
-        return replace(prev, file=name, lengths=lengths), 0, [prev.start + s[3] for s in prev.segments]
+        return replace(prev, file=name, lengths=lengths), 0, [prev.start + s[3] for s in prev.segments], []
     reusable = {s[2]: s for s in prev.segments} if prev else {}
     usize = len(header) + sum(lengths)
     zip64 = usize >= _LIMIT
@@ -470,6 +490,7 @@ def _write_stream(
         old = _OldBytes(prev, fd) if prev else None
         done: list[Segment] = []
         sources: list[int] = []
+        sames: list[tuple[Same, ...]] = []
         crc, offset, plain_total, compressed = 0, 0, 0, 0
         with target.open("wb") as out:
             start = len(_local_header(inner, 0, 0, 0, zip64))
@@ -479,6 +500,7 @@ def _write_stream(
                 if seg is not None and old is not None:
                     data, size, seg_crc, lines = old.compressed(seg), seg[5], seg[6], seg[7]
                     sources.append(prev.start + seg[3] if prev else -1)
+                    sames.append(())
                 else:
                     plain = (
                         header
@@ -488,6 +510,7 @@ def _write_stream(
                     data, size, seg_crc = compress_segment(plain), len(plain), zlib.crc32(plain)
                     lines = plain.count(b"\n")
                     sources.append(-1)
+                    sames.append(_sames(plan, stream, first, end, old) if first < end else ())
                     compressed += 1
                 out.write(data)
                 done.append((first, end, seg_key, offset, len(data), size, seg_crc, lines))
@@ -506,13 +529,41 @@ def _write_stream(
     with target.open("rb") as f:
         sha = hashlib.file_digest(f, "sha256").hexdigest()
     state = _StreamState(name, start, lengths, done, key, target.stat().st_size, usize, sha)
-    return state, compressed, sources if prev else None
+    return state, compressed, sources if prev else None, sames
 
 
-def _layout(path: str, st: _StreamState, sources: list[int] | None) -> ZipLayout:
+def _sames(plan: _Plan, stream: Stream, first: int, end: int, old: _OldBytes | None) -> tuple[Same, ...]:
+    """The records of a segment compressed tonight whose bytes are last night's (`_OldBytes.record`),
+    as stretches of its text and of last night's segments' texts, neighbours in both joined."""
+    if old is None:
+        return ()
+    out: list[Same] = []
+    lengths = plan.lengths[stream.index]
+    segments = old.state.segments
+    at = 0
+    for i in range(first, end):
+        size = lengths[i]
+        j = plan.old[i]
+        if j >= 0 and size:
+            k, offset = old.where(j)
+            source = old.state.start + segments[k][3]
+            last = out[-1] if out else None
+            if last and (last.source, last.start + last.size, last.offset + last.size) == (source, at, offset):
+                out[-1] = last._replace(size=last.size + size)
+                at += size
+                continue
+            before = old.state.start + segments[k - 1][3] if k else -1
+            out.append(Same(at, size, source, segments[k][4], offset, before))
+        at += size
+    return tuple(out)
+
+
+def _layout(path: str, st: _StreamState, sources: list[int] | None, sames: list[tuple[Same, ...]]) -> ZipLayout:
     pieces = tuple(
-        Piece(st.start + s[3], s[4], src, s[5], s[6], s[7])
-        for s, src in zip(st.segments, sources or [-1] * len(st.segments), strict=True)
+        Piece(st.start + s[3], s[4], src, s[5], s[6], s[7], same)
+        for s, src, same in zip(
+            st.segments, sources or [-1] * len(st.segments), sames or [()] * len(st.segments), strict=True
+        )
     )
     end = st.start + (st.segments[-1][3] + st.segments[-1][4] if st.segments else 0) + len(_END)
     return ZipLayout(path, st.start, end, pieces)
@@ -856,7 +907,7 @@ def _publish(
         sources = results[s.name][2]
         last = plan.folder / plan.previous.streams[s.name].file if plan.previous else None
         if sources is not None and previous is not None and last and _same_file(previous / path, last):
-            zips[path] = _layout(path, st, sources)
+            zips[path] = _layout(path, st, sources, results[s.name][3])
     _save(plan, streams)
 
     snapshot = _manifest(site.program_name, as_of, downloads)

@@ -5,8 +5,10 @@ dies leaves it as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+import operator
 import os
 import signal
 import time
@@ -19,7 +21,7 @@ from typing import Any
 from . import changes, docs, feed, opendata, pages, publish, search, signs, urls, verify
 from .errors import Problem, YimatongError
 from .load import Entry, Loaded, load
-from .manifest import Catalog, Manifest, Reuse, catalog
+from .manifest import Catalog, Manifest, Records, Reuse, catalog
 
 Progress = Callable[[str, int, int], None]
 KILL_AT = "YIMATONG_KILL_AT"  # tests: the build SIGKILLs itself at this point (see _checkpoint)
@@ -280,17 +282,30 @@ def night_changes(loaded: Loaded, previous: Manifest | None, live: Path | None) 
     return found
 
 
-def _records(loaded: Loaded, rendered: pages.Rendered, carried: dict[str, dict[str, str]]) -> dict[str, Any]:
-    """What the next night needs to know of each published permit."""
+_ROW = [f.name for f in dataclasses.fields(pages.Row)]
+_ENTRY = [f.name for f in dataclasses.fields(Entry) if f.name != "secrets"]  # never written anywhere
+
+
+def _records(loaded: Loaded, rendered: pages.Rendered, carried: dict[str, dict[str, str]]) -> Records:
+    """What the next night needs to know of each published permit (manifest.Records' fields)."""
     by_permit = {e.permit_no: e for e in loaded.entries}
-    out: dict[str, Any] = {}
+    row_of, entry_of = operator.attrgetter(*_ROW), operator.attrgetter(*_ENTRY)
+    rows: dict[str, list[Any]] = {}
     for unit in rendered.units:
         entry = by_permit[unit.permit_no]
-        state = {"file": entry.file, "digest": entry.digest, "entry": entry.state(), **unit.state()}
-        if unit.permit_no in carried:
-            state["carried"] = carried[unit.permit_no]
-        out[unit.permit_no] = state
-    return out
+        rows[unit.permit_no] = [
+            entry.file,
+            entry.digest,
+            unit.key,
+            unit.paths,
+            unit.stable_until,
+            unit.data_date,
+            unit.changed,
+            carried.get(unit.permit_no),
+            list(row_of(unit.row)),
+            list(entry_of(entry)),
+        ]
+    return Records(rows, _ROW, _ENTRY)
 
 
 def _checkpoint(name: str) -> None:

@@ -79,15 +79,21 @@ def begin(out: Path, fresh: bool = False) -> Path:
 
 
 def write_file(path: Path, data: bytes | str) -> None:
-    """Write `path` as a new file (a temporary name, then a rename): never into the existing file,
-    which may be a hard link shared with the live site."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # a killed run's leftover: removed next time
-    if isinstance(data, str):
-        tmp.write_text(data, encoding="utf-8", newline="\n")
-    else:
-        tmp.write_bytes(data)
-    os.replace(tmp, path)
+    """Write `path` as a new file, never into an existing one (it may be a hard link shared with the
+    live site): a fresh name is created exclusively; an existing one is replaced by a rename."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        f = open(path, "xb")  # noqa: SIM115 (closed below)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(path, "xb")  # noqa: SIM115
+    except FileExistsError:
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # a killed run's leftover: removed next time
+        tmp.write_bytes(raw)
+        os.replace(tmp, path)
+        return
+    with f:
+        f.write(raw)
 
 
 def link_file(source: Path | str, target: Path | str) -> None:

@@ -57,6 +57,16 @@ nothing the layout says is taken on trust:
 - the pieces read are checked as one text per run of consecutive pieces, and a run must start and
   end at a line end (a value cannot stand half in a piece not read): a copied neighbour that does
   not end a line, or follow one, is read too.
+- inside a piece read, stretches of text claimed to be copies of a live segment's text (the
+  records that did not change, `Piece.same`) are not checked again when the live segment is one
+  (between sync markers, as above, decompressing on its own, whole blocks and no final block) and
+  holds the same bytes at the claimed place (compared, in C), cut down to whole lines in both texts:
+  a stretch at a live segment's start counts from there only if the live segment before it (also
+  named, and also checked to be one) ends a line. In CSV and JSON Lines (the only members this
+  applies to) every check is line by line (a row names its permit on its line; fields, ID and
+  mobile numbers and URLs stop at a line end), so equal lines checked in the live text need no
+  second look. The rest of the piece is checked in whole lines,
+  with its line numbers counted through the stretches.
 What remains trusted: that bytes of the live zip between two sync markers are whole segments
 there, whose text, verified on the night it was published, is what they decompress to on their
 own. (Four bytes 00 00 ff ff may also stand inside compressed data: the markers catch a misplaced
@@ -126,22 +136,24 @@ _LOCAL = struct.Struct("<IHHHHHIIIHH")  # a zip's local file header, before the 
 @dataclass
 class Reading:
     """What the verifier read (the tests, and the build log if it wants): files read, bytes of text
-    checked (zip members decompressed), and compressed bytes of changed zips found equal to the live
-    zip's and so not read again."""
+    checked (zip members decompressed), compressed bytes of changed zips found equal to the live
+    zip's and so not read again, and text of the pieces read found equal to the live zip's."""
 
     files: int = 0
     text: int = 0
     copied: int = 0
+    same: int = 0  # bytes of text in pieces read found equal to the live zip's text (`Piece.same`)
 
     def add(self, other: Reading) -> None:
         self.files += other.files
         self.text += other.text
         self.copied += other.copied
+        self.same += other.same
 
     def take(self) -> Reading:
         """The counts so far, and start again from zero."""
-        out = Reading(self.files, self.text, self.copied)
-        self.files = self.text = self.copied = 0
+        out = Reading(self.files, self.text, self.copied, self.same)
+        self.files = self.text = self.copied = self.same = 0
         return out
 
 
@@ -475,7 +487,7 @@ def _check_open_pieces(job: _Job, rel: str, f: BinaryIO, g: BinaryIO, layout: Zi
     if os.pread(f.fileno(), len(_FINAL), at) != _FINAL:
         raise _Unlike
     trusted = _copies(f.fileno(), g.fileno(), pieces, old)
-    return _read_pieces(job, rel, f.fileno(), new, pieces, trusted)
+    return _read_pieces(job, rel, f.fileno(), new, pieces, trusted, _LiveText(g.fileno(), old))
 
 
 def _copies(new: int, old: int, pieces: tuple[Piece, ...], live: _Member) -> list[bool]:
@@ -553,12 +565,103 @@ def _ends_line(fd: int, piece: Piece) -> bool:
     return last.endswith(b"\n")
 
 
+# Texts whose checks all stop at a line end (`fields` cuts CSV and JSON Lines at line ends too; an
+# HTML text or attribute value may run over lines): equal lines, equal findings.
+_LINE_KINDS = ("csv", "jsonl")
+
+
+class _LiveText:
+    """The texts of the live zip's segments that stretches of tonight's pieces claim to copy
+    (`Piece.same`), each decompressed once (the claims of a piece come in order)."""
+
+    def __init__(self, fd: int, member: _Member) -> None:
+        self.fd = fd
+        self.member = member
+        self.texts: dict[tuple[int, int], bytes | None] = {}
+
+    def get(self, at: int, size: int) -> bytes | None:
+        """The text of the live segment at [at, at + size), or None unless it is one: whole
+        segments there (from the member's start or a sync marker, to one) that decompress on their
+        own, whole blocks with no final block, to at most CHUNK_CHARS bytes."""
+        key = (at, size)
+        if key not in self.texts:
+            if len(self.texts) >= 4:
+                self.texts.clear()
+            self.texts[key] = self._read(at, size)
+        return self.texts[key]
+
+    def ends_line(self, before: int, at: int) -> bool:
+        """The live segment [before, at) ends a line (there is one there, ending where `at` starts)."""
+        text = self.get(before, at - before) if 0 <= before < at else None
+        return text is not None and text.endswith(b"\n")
+
+    def _read(self, at: int, size: int) -> bytes | None:
+        live = self.member
+        if size < len(_SYNC) or at < live.start or at + size > live.end - len(_FINAL):
+            return None
+        if at > live.start and os.pread(self.fd, len(_SYNC), at - len(_SYNC)) != _SYNC:
+            return None
+        if os.pread(self.fd, len(_SYNC), at + size - len(_SYNC)) != _SYNC:
+            return None
+        parts: list[bytes] = []
+        total = 0
+        try:
+            for part in _inflate(self.fd, Piece(at, size, -1, 0, 0, 0)):
+                total += len(part)
+                if total > CHUNK_CHARS:
+                    return None
+                parts.append(part)
+        except _Unlike:
+            return None
+        return b"".join(parts)
+
+
+def _same_lines(text: bytes, piece: Piece, line_start: bool, live: _LiveText) -> list[tuple[int, int]]:
+    """The stretches of a piece's `text` found byte for byte in the live segments its layout names
+    (`Piece.same`), each cut down to whole lines in both texts: it starts at a line start (the
+    piece's own start only if `line_start`; a live segment's start only if the live segment before
+    it, `Same.before`, ends a line, and never at the start of the live member, where a BOM is not
+    text) and ends with a line end. In order, not overlapping; claims that do not
+    hold are left out (their text is checked)."""
+    out: list[tuple[int, int]] = []
+    done = 0
+    for claim in piece.same:
+        start, end, offset = claim.start, claim.start + claim.size, claim.offset
+        if claim.size <= 0 or start < done or end > len(text) or offset < 0:
+            continue
+        source = live.get(claim.source, claim.source_size)
+        if source is None or offset + claim.size > len(source):
+            continue
+        if text[start:end] != source[offset : offset + claim.size]:
+            continue
+        starts_line = (text[start - 1] == 0x0A if start else line_start) and (
+            source[offset - 1] == 0x0A if offset else live.ends_line(claim.before, claim.source)
+        )
+        if not starts_line:
+            start = text.find(b"\n", start, end) + 1
+            if not start:
+                continue
+        end = text.rfind(b"\n", start, end) + 1
+        if end > start:
+            out.append((start, end))
+            done = end
+    return out
+
+
 def _read_pieces(
-    job: _Job, rel: str, fd: int, member: _Member, pieces: tuple[Piece, ...], trusted: list[bool]
+    job: _Job,
+    rel: str,
+    fd: int,
+    member: _Member,
+    pieces: tuple[Piece, ...],
+    trusted: list[bool],
+    live: _LiveText | None = None,
 ) -> list[Problem]:
     """Check the text of every piece not `trusted`, in runs of whole lines; combine the CRC-32 and
     size of the whole from the pieces' (those read: computed; the others: the layout's) and compare
-    them with the member's. Raises _Unlike when a piece read is not a piece or the sums disagree."""
+    them with the member's. Raises _Unlike when a piece read is not a piece or the sums disagree.
+    Within a piece read, the stretches found equal to text of the live zip (`_same_lines`, with
+    `live`) are not checked again; what is left is checked in whole lines, with its line numbers."""
     # A copied piece just before a piece read must end a line: a value could stand half in each.
     for i in range(len(pieces) - 1, 0, -1):
         if not trusted[i] and trusted[i - 1] and not _ends_line(fd, pieces[i - 1]):
@@ -589,12 +692,30 @@ def _read_pieces(
                 begin = begin and p.size == 0
                 continue
             piece_crc = size = 0
-            for part in _inflate(fd, p):
-                piece_crc, size = zlib.crc32(part, piece_crc), size + len(part)
-                buffer += part
+            if live is not None and p.same and kind in _LINE_KINDS and 0 <= p.plain <= CHUNK_CHARS:
+                text = b"".join(_inflate(fd, p))
+                piece_crc, size = zlib.crc32(text), len(text)
+                line_start = not begin and (not buffer or buffer.endswith(b"\n"))
+                at = 0
+                for start, end in _same_lines(text, p, line_start, live):
+                    buffer += text[at:start]
+                    if buffer:
+                        check(bytes(buffer))
+                        buffer.clear()
+                    line += text.count(b"\n", start, end)
+                    job.reading.same += end - start
+                    at = end
+                buffer += text[at:]
                 if len(buffer) >= CHUNK_CHARS and (cut := buffer.rfind(b"\n") + 1):
                     check(bytes(buffer[:cut]))
                     del buffer[:cut]
+            else:
+                for part in _inflate(fd, p):
+                    piece_crc, size = zlib.crc32(part, piece_crc), size + len(part)
+                    buffer += part
+                    if len(buffer) >= CHUNK_CHARS and (cut := buffer.rfind(b"\n") + 1):
+                        check(bytes(buffer[:cut]))
+                        del buffer[:cut]
             crc, total = crc_combine(crc, piece_crc, size), total + size
             last = i + 1 == len(pieces)
             if not last and trusted[i + 1] and buffer and not buffer.endswith(b"\n"):
@@ -794,13 +915,41 @@ def row_secrets(text: str, secrets: Callable[[str], Iterable[str]]) -> set[str]:
     """Values a permit withholds, found on a line (a CSV or JSON Lines row, a list entry) that names
     that permit. Rows are where aggregate files put a record's values; a value withheld by one
     holder is often public for another (a disposal company, a waste code), so matching every
-    record's values against every row would cry wolf."""
-    found: set[str] = set()
+    record's values against every row would cry wolf.
+
+    One pass over the permit numbers notes the lines naming each permit; then each of its values is
+    searched (str.find, in C) from its first such line to its last, and an occurrence counts when
+    its line is one of them. Rows follow permit order, so that stretch is the permit's rows; a
+    permit named again further on only makes the stretch longer, never a line missed. A value with
+    a line end in it cannot stand on one line and is not searched."""
+    naming: dict[str, list[int]] = {}  # permit -> the starts of the lines naming it, in order
+    last_end: dict[str, int] = {}  # permit -> the end of the last line naming it
+    start, end = 0, -1  # the line of the previous match: [start, end)
     for m in _PERMIT_NO.finditer(text):
-        start = text.rfind("\n", 0, m.start()) + 1
-        end = text.find("\n", m.end())
-        line = text[start : end if end >= 0 else len(text)]
-        found.update(v for v in map(str.strip, secrets(m.group(0))) if len(v) >= MIN_SECRET and v in line)
+        if m.start() > end:  # a match cannot hold a line end: past `end`, it is on a later line
+            start = text.rfind("\n", 0, m.start()) + 1
+            end = text.find("\n", m.end())
+            end = end if end >= 0 else len(text)
+        permit = m.group(0)
+        starts = naming.get(permit)
+        if starts is None:
+            naming[permit] = [start]
+        elif starts[-1] != start:
+            starts.append(start)
+        last_end[permit] = end
+    found: set[str] = set()
+    for permit, starts in naming.items():
+        lo, hi = starts[0], last_end[permit]
+        lines = set(starts) if len(starts) > 1 else None
+        for value in {v for v in map(str.strip, secrets(permit)) if len(v) >= MIN_SECRET and "\n" not in v}:
+            if value in found:
+                continue
+            at = text.find(value, lo, hi)
+            while at >= 0:
+                if lines is None or (text.rfind("\n", lo, at) + 1 or lo) in lines:
+                    found.add(value)
+                    break
+                at = text.find(value, at + 1, hi)
     return found
 
 
