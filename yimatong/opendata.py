@@ -534,28 +534,28 @@ def _write_stream(
 
 def _sames(plan: _Plan, stream: Stream, first: int, end: int, old: _OldBytes | None) -> tuple[Same, ...]:
     """The records of a segment compressed tonight whose bytes are last night's (`_OldBytes.record`),
-    as stretches of its text and of last night's segments' texts, neighbours in both joined."""
+    as stretches of its text and of last night's segments' texts, neighbours in both joined (a
+    record that followed the previous one last night, in the same segment, and follows it tonight)."""
     if old is None:
         return ()
-    out: list[Same] = []
-    lengths = plan.lengths[stream.index]
-    segments = old.state.segments
-    at = 0
+    runs: list[list[int]] = []  # start, size, source, source size, offset, before: a `Same`
+    lengths, was = plan.lengths[stream.index], plan.old
+    segments, firsts, base = old.state.segments, old.firsts, old.state.start
+    at = 0  # tonight's text so far
+    follows, segment_end = -1, -1  # last night's record after the last run's, and its segment's end
     for i in range(first, end):
-        size = lengths[i]
-        j = plan.old[i]
-        if j >= 0 and size:
+        size, j = lengths[i], was[i]
+        if j >= 0 and j == follows and j < segment_end and runs[-1][0] + runs[-1][1] == at:
+            runs[-1][1] += size
+            follows = j + 1
+        elif j >= 0 and size:
             k, offset = old.where(j)
-            source = old.state.start + segments[k][3]
-            last = out[-1] if out else None
-            if last and (last.source, last.start + last.size, last.offset + last.size) == (source, at, offset):
-                out[-1] = last._replace(size=last.size + size)
-                at += size
-                continue
-            before = old.state.start + segments[k - 1][3] if k else -1
-            out.append(Same(at, size, source, segments[k][4], offset, before))
+            segment_end = firsts[k + 1] if k + 1 < len(firsts) else len(old.state.lengths)
+            before = base + segments[k - 1][3] if k else -1
+            runs.append([at, size, base + segments[k][3], segments[k][4], offset, before])
+            follows = j + 1
         at += size
-    return tuple(out)
+    return tuple(Same(*r) for r in runs)
 
 
 def _layout(path: str, st: _StreamState, sources: list[int] | None, sames: list[tuple[Same, ...]]) -> ZipLayout:

@@ -14,6 +14,7 @@ import signal
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,16 +130,19 @@ def _build(data: Path, out: Path, cache: Path, progress: Progress | None, option
 
     files = catalog(staging, live, previous, reuse.keys, reuse.dates, reuse)
     timer.lap("catalog")
-    found = check(staging, loaded, rendered, files, previous, sign_stats, options, signs_absent, live, open_data.zips)
+    manifest = Manifest(files.outputs, _records(loaded, rendered, carried), loaded.site.as_of.isoformat())
+    with ThreadPoolExecutor(1) as background:  # encoding the manifest overlaps the verifier's processes
+        written = background.submit(manifest.write, staging)
+        found = check(
+            staging, loaded, rendered, files, previous, sign_stats, options, signs_absent, live, open_data.zips
+        )
+        written.result()
     problems = verify.errors(found)
     timer.lap("verify")
-    manifest = Manifest(files.outputs, _records(loaded, rendered, carried), loaded.site.as_of.isoformat())
-    manifest.write(staging)
     result = BuildResult(
         loaded, rendered.pages, rendered.rendered, sign_stats, files, carried, problems, False, timer.laps
     )
-    if problems:
-        publish.discard(staging)
+    if problems:  # staging stays: tomorrow starts from it, and removes what it does not make again
         raise VerificationFailed(result)
     _checkpoint("swap")
     publish.swap(staging, out, swapped=lambda: _checkpoint("swapped"))

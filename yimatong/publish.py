@@ -142,8 +142,3 @@ def _exchange(a: Path, b: Path) -> bool:
         return False
     rc = fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
     return rc == 0
-
-
-def discard(staging: Path) -> None:
-    """Throw away a build that must not be published."""
-    shutil.rmtree(staging, ignore_errors=True)
