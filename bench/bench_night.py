@@ -99,7 +99,9 @@ def _rollup(pid: int) -> dict[str, int]:
 
 
 def watch(pid: int, peaks: dict[str, float]) -> None:
-    """Poll the process tree's memory every 0.2 s until it exits (kB → MB in `peaks`)."""
+    """Poll the process tree's memory every 0.2 s until it exits (kB → MB in `peaks`; `pss_at`:
+    seconds from the start to the PSS peak, to tell which stage it was)."""
+    started = time.perf_counter()
     while os.path.exists(f"/proc/{pid}"):
         tree, stack = [], [pid]
         while stack:
@@ -107,8 +109,11 @@ def watch(pid: int, peaks: dict[str, float]) -> None:
             tree.append(p)
             stack += _children(p)
         rolls = [_rollup(p) for p in tree]
+        pss = sum(r.get("Pss", 0) for r in rolls)
+        if pss / 1024 > peaks.get("pss", 0.0):
+            peaks["pss_at"] = round(time.perf_counter() - started)
         for key, value in (
-            ("pss", sum(r.get("Pss", 0) for r in rolls)),
+            ("pss", pss),
             ("rss_sum", sum(r.get("Rss", 0) for r in rolls)),
             ("main_rss", rolls[0].get("Rss", 0) if rolls else 0),
         ):

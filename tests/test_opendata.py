@@ -25,7 +25,7 @@ from bs4 import BeautifulSoup
 from yimatong import facts, opendata, urls
 from yimatong import generate as gen
 from yimatong.docs import PUBLIC_SCHEMA
-from yimatong.load import Loaded, iter_views
+from yimatong.load import Entry, Loaded, iter_views
 from yimatong.manifest import Manifest, Output, Reuse
 from yimatong.opendata import FLAG_COLUMNS, TABLES, _crc_combine_py, crc_combine, csv_cell, write_open_data
 from yimatong.pipeline import BuildResult
@@ -355,6 +355,18 @@ class _Store:
         return self.changed[digest] if digest in self.changed else self.store.get(digest)
 
 
+def renamed_tonight(loaded: Loaded, changed: Entry) -> tuple[Loaded, dict[str, Any]]:
+    """Tonight's export: `changed` with a new name (a new digest), the others as they were."""
+    view = loaded.store.get(changed.digest)
+    view["enterprise"]["name"] += "（新名称）"
+    tonight = replace(
+        loaded,
+        entries=[replace(e, digest="f" * 32) if e is changed else e for e in loaded.entries],
+        store=_Store(loaded.store, {"f" * 32: view}),
+    )
+    return tonight, view
+
+
 def test_a_night_with_one_changed_record_encodes_one_and_links_the_rest(
     site: tuple[Loaded, Path], tmp_path: Path
 ) -> None:
@@ -367,13 +379,7 @@ def test_a_night_with_one_changed_record_encodes_one_and_links_the_rest(
     assert cold.encoded == len(loaded.entries) and cold.compressed == cold.segments
 
     changed = loaded.entries[3]
-    view = loaded.store.get(changed.digest)
-    view["enterprise"]["name"] += "（新名称）"
-    tonight = replace(
-        loaded,
-        entries=[replace(e, digest="f" * 32) if e is changed else e for e in loaded.entries],
-        store=_Store(loaded.store, {"f" * 32: view}),
-    )
+    tonight, view = renamed_tonight(loaded, changed)
     live = Manifest({path: Output("", key) for path, key in reuse.keys.items()})
     stats = write_open_data(tonight, second, first, cache_dir=cache, reuse=Reuse(first, live, second))
     assert stats.encoded == 1 and stats.linked == len(loaded.entries) - 1
@@ -404,14 +410,7 @@ def test_a_nights_zips_come_with_where_their_bytes_are_the_live_zips(
     cache, first, second = tmp_path / "cache", tmp_path / "first", tmp_path / "second"
     cold = write_open_data(loaded, first, None, cache_dir=cache)
     assert cold.zips == {}  # nothing live to copy from
-    changed = loaded.entries[7]
-    view = loaded.store.get(changed.digest)
-    view["enterprise"]["name"] += "（新名称）"
-    tonight = replace(
-        loaded,
-        entries=[replace(e, digest="f" * 32) if e is changed else e for e in loaded.entries],
-        store=_Store(loaded.store, {"f" * 32: view}),
-    )
+    tonight, _ = renamed_tonight(loaded, loaded.entries[7])
     stats = write_open_data(tonight, second, first, cache_dir=cache)
     assert sorted(stats.zips) == sorted(f"data/{d.name}" for d in stats.downloads)
     new = copied = claimed = plain = 0
