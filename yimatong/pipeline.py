@@ -77,11 +77,10 @@ def _build(data: Path, out: Path, cache: Path, progress: Progress | None, option
     timer = _Timer()
     staging = publish.begin(out)
     live = out if (out / publish.MARKER).exists() else None
-    # Last night's manifest and tree are read while the worker processes parse the exports.
-    with ThreadPoolExecutor(1) as background:
-        prior = background.submit(_prior, out, live, staging, options.full)
-        loaded = load(data, cache, workers=options.workers, progress=_stage(progress, "读取", "load"))
-        previous, reuse = prior.result()
+    previous = Manifest.read(out) if live else None
+    reuse = Reuse(None if options.full else live, previous, staging)
+
+    loaded = load(data, cache, workers=options.workers, progress=_stage(progress, "读取", "load"))
     carried = carry_last_good(loaded, previous)
     timer.lap("load")
 
@@ -150,11 +149,6 @@ def _build(data: Path, out: Path, cache: Path, progress: Progress | None, option
     result.published = True
     timer.lap("swap")
     return result
-
-
-def _prior(out: Path, live: Path | None, staging: Path, full: bool) -> tuple[Manifest | None, Reuse]:
-    previous = Manifest.read(out) if live else None
-    return previous, Reuse(None if full else live, previous, staging)
 
 
 def tidy(result: BuildResult, out: Path) -> None:
