@@ -70,6 +70,20 @@ def moto_server() -> Iterator[str]:
         proc.wait(timeout=30)
 
 
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def seed(client, tree: Path, hashes: dict[str, str]) -> bytes:
+    """A new bucket whose state object says it holds `tree` (path -> sha256 `hashes`, from its
+    manifest), without uploading the objects: a night's deploy reads only the state. Returns it."""
+    client.create_bucket(Bucket=BUCKET)
+    local = [dp._local(tree, p, sha, -1, None) for p, sha in hashes.items() if not dp.is_dot_path(p)]
+    objects = {x.path: dp.Remote(x.sha256, None, None, (x.content_type, x.cache_control)) for x in local}
+    state = dp.encode_state(objects, {})
+    client.put_object(Bucket=BUCKET, Key=dp.STATE_KEY, Body=state)
+    return state
+
+
 class Phases:
     """Wall time spent inside some deploy functions (wrapped for the run)."""
 
@@ -90,18 +104,10 @@ class Phases:
 
 
 def one_run(previous: dict[str, str], previous_tree: Path, current: Path, built: dict[str, str], workers: int) -> dict:
-    os.environ.update(
-        {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
-    )
+    os.environ.update(CREDENTIALS)
     with moto_server() as endpoint:
         client = dp.make_client(endpoint, workers=workers)
-        client.create_bucket(Bucket=BUCKET)
-        seeded = {p: dp._built(previous_tree, p, sha) for p, sha in previous.items() if not dp.is_dot_path(p)}
-        state = dp.encode_state(
-            {p: dp.Remote(loc.sha256, None, None, (loc.content_type, loc.cache_control)) for p, loc in seeded.items()},
-            {},
-        )
-        client.put_object(Bucket=BUCKET, Key=dp.STATE_KEY, Body=state)
+        state = seed(client, previous_tree, previous)
         saved = {
             n: getattr(dp, n) for n in ("read_remote", "local_files", "make_plan", "run_all", "delete", "encode_state")
         }

@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_deploy import BUCKET, moto_server, outputs  # noqa: E402
+from bench.bench_deploy import BUCKET, CREDENTIALS, moto_server, outputs, seed  # noqa: E402
 from bench.bench_nightly import chosen, load_average, renamed  # noqa: E402
 
 _VALUES = re.compile(r"^(      values: \[)([^\]]*)(\])$", re.M)
@@ -132,15 +132,11 @@ def night(n: int, change: str, bucket: bool) -> dict:
     env = dict(os.environ)
     if server is not None:
         endpoint = server.__enter__()
-        env.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
-        os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
+        env.update(CREDENTIALS)
+        os.environ.update(CREDENTIALS)
         from yimatong import deploy as dp
 
-        client = dp.make_client(endpoint)
-        client.create_bucket(Bucket=BUCKET)
-        live = {p: dp._built(out, p, sha) for p, sha in outputs(out).items() if not dp.is_dot_path(p)}
-        state = {p: dp.Remote(x.sha256, None, None, (x.content_type, x.cache_control)) for p, x in live.items()}
-        client.put_object(Bucket=BUCKET, Key=dp.STATE_KEY, Body=dp.encode_state(state, {}))
+        seed(dp.make_client(endpoint), out, outputs(out))
         command += ["--bucket", BUCKET, "--endpoint", endpoint]
     try:
         started = time.perf_counter()

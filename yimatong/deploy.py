@@ -218,7 +218,7 @@ def local_files(
     the same lock (the nightly): nothing is walked, stat'ed or read then (sizes are filled in for
     the uploads only, see `_sized`)."""
     if built is not None and not need_md5:
-        return {p: _built(out, p, sha) for p, sha in built.items() if not is_dot_path(p)}
+        return {p: _local(out, p, sha, -1, None) for p, sha in built.items() if not is_dot_path(p)}
     manifest, written = read_manifest(out)
 
     def one(path: str) -> Local:
@@ -232,12 +232,7 @@ def local_files(
         md5 = None
         if not trusted or need_md5:
             sha, md5 = file_hashes(file, need_md5)
-        head = b""
-        if path.endswith(".xml"):
-            with file.open("rb") as f:
-                head = f.read(1024)
-        ctype = content_type(path, head)
-        return Local(path, sha, st.st_size, md5, ctype, cache_control(path), phase_of(path, ctype))
+        return _local(out, path, sha, st.st_size, md5)
 
     found: dict[str, Local] = {}
     paths = iter(walk(out))
@@ -247,13 +242,15 @@ def local_files(
     return found
 
 
-def _built(out: Path, path: str, sha: str) -> Local:
+def _local(out: Path, path: str, sha: str, size: int, md5: str | None) -> Local:
+    """A file to publish with its headers (an .xml file's first bytes tell a feed from a sitemap);
+    size -1: not known yet (`_sized`)."""
     head = b""
     if path.endswith(".xml"):
         with (out / path).open("rb") as f:
             head = f.read(1024)
     ctype = content_type(path, head)
-    return Local(path, sha, -1, None, ctype, cache_control(path), phase_of(path, ctype))
+    return Local(path, sha, size, md5, ctype, cache_control(path), phase_of(path, ctype))
 
 
 def _sized(out: Path, items: list[Local]) -> list[Local]:

@@ -185,12 +185,11 @@ class Reuse:
         self.dates: dict[str, str] = {}  # path -> the export date of the night it last changed
         self.linked = 0
         staging.mkdir(parents=True, exist_ok=True)
-        # Inode numbers identify a file within one file system only. The live tree's are in its
-        # manifest (catalog recorded them; the tree is never written to after the swap), which
-        # saves reading 320,000 folders at 100,000 permits; a manifest without them is read anew.
-        same_fs = self.live is not None and os.stat(self.live).st_dev == os.stat(staging).st_dev
+        # The live tree's inode numbers are in its manifest (catalog recorded them; the tree is
+        # never written to after the swap), which saves reading 320,000 folders at 100,000
+        # permits; a manifest without them is read anew.
         self.live_inodes: dict[str, int] = {}
-        if self.live is not None and same_fs:
+        if self.live is not None and _same_fs(self.live, staging):
             recorded = {p: o.inode for p, o in self.previous.outputs.items() if o.inode is not None}
             complete = len(recorded) == len(self.previous.outputs)
             self.live_inodes = recorded if complete else inodes(self.live)
@@ -240,13 +239,18 @@ class Reuse:
     def link(self, path: str, key: str) -> bool:
         """Hard-link the live `path` into staging if it was built from `key` (True: the caller skips
         the work); record the key either way."""
-        self.keys[path] = key
         if self.live is None or self.previous.key(path) != key:
-            if path in self.base:  # the caller writes it anew
-                self.base.discard(path)
-                self.unlink(path)
+            self._anew(path, key)
             return False
+        self.keys[path] = key
         return self._link(path)
+
+    def _anew(self, path: str, key: str) -> None:
+        """The caller writes `path` tonight: record its key, and clear last night's file out of its way."""
+        self.keys[path] = key
+        if path in self.base:
+            self.base.discard(path)
+            self.unlink(path)
 
     def carry(self, prefix: str) -> int:
         """Link every live output under `prefix` as it is: a stage skipped tonight (`--no-signs`)
@@ -293,10 +297,7 @@ class Reuse:
         """All of `paths` from the live build, or none (the caller renders them all)."""
         if self.live is None or any(self.previous.key(p) != key for p in paths):
             for p in paths:
-                self.keys[p] = key
-                if p in self.base:  # the caller writes it anew
-                    self.base.discard(p)
-                    self.unlink(p)
+                self._anew(p, key)
             return False
         return all(self.link(p, key) for p in paths)
 
@@ -317,18 +318,18 @@ def catalog(
     reuse: Reuse | None = None,
 ) -> Catalog:
     """Every file of the staging tree with its sha256; linked files keep the live build's hash.
-    A linked file is the same inode as the live file at the same path; both trees' inode numbers
-    come from reading their folders (no stat per file: 430,000 files at 100,000 permits). Files
-    last night's tree held that no stage asked for tonight (`reuse.base`) are removed first."""
+    A linked file is the same inode as the live file at the same path. Staging's inode numbers come
+    from reading its folders (no stat per file: 430,000 files at 100,000 permits), the live tree's
+    from `reuse` (its manifest) or, without it, from reading its folders too. Files last night's
+    tree held that no stage asked for tonight (`reuse.base`) are removed first."""
     if reuse is not None:
         reuse.drop_unasked()
     prev = previous.outputs if previous and live else {}
-    same_fs = live is not None and os.stat(live).st_dev == os.stat(staging).st_dev
     if reuse is not None and reuse.live is not None:
-        live_inodes = reuse.live_inodes if same_fs else {}
+        live_inodes = reuse.live_inodes  # empty when on another file system
     else:
-        live_inodes = inodes(live) if prev and same_fs and live is not None else {}
-    outputs: dict[str, dict[str, str]] = {}
+        live_inodes = inodes(live) if prev and live is not None and _same_fs(live, staging) else {}
+    outputs: dict[str, Output] = {}
     changed: set[str] = set()
     found = inodes(staging)
     for path in sorted(found):
@@ -341,6 +342,11 @@ def catalog(
         if old is None or old.sha256 != digest:
             changed.add(path)
     return Catalog(outputs, changed, set(prev) - set(outputs))
+
+
+def _same_fs(a: Path, b: Path) -> bool:
+    """Inode numbers identify a file within one file system only."""
+    return os.stat(a).st_dev == os.stat(b).st_dev
 
 
 def walk(root: Path) -> list[str]:

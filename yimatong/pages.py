@@ -13,7 +13,7 @@ import os
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -154,16 +154,6 @@ class Unit:
     data_date: str | None
     changed: str  # the export date of the night these pages last changed
     rendered: bool  # False: linked from the live build
-
-    def state(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "paths": self.paths,
-            "row": asdict(self.row),
-            "stable_until": self.stable_until,
-            "data_date": self.data_date,
-            "changed": self.changed,
-        }
 
     @classmethod
     def from_state(cls, permit_no: str, state: dict[str, Any]) -> Unit:

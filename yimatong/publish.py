@@ -57,19 +57,19 @@ def staging_dir(out: Path) -> Path:
     return out.parent / f".{out.name}.staging"
 
 
-def begin(out: Path, fresh: bool = False) -> Path:
+def begin(out: Path) -> Path:
     """The staging directory for `out`: a killed run's leftover, else the tree the last swap moved
-    aside, else (or with `fresh`) an empty one. What it holds is only a starting point: whatever
-    tonight's build does not make again is removed before verification (`manifest.catalog`)."""
+    aside, else an empty one. What it holds is only a starting point: whatever tonight's build does
+    not make again is removed before verification (`manifest.Reuse`, `manifest.catalog`)."""
     out = out.resolve()
     if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
         raise YimatongError(f"{out} 不是本程序生成的输出目录，拒绝覆盖（请换一个 --out 目录）")
     staging, old = staging_dir(out), _old_dir(out)
-    if fresh or not (staging / MARKER).is_file():
+    if not (staging / MARKER).is_file():
         shutil.rmtree(staging, ignore_errors=True)
     if staging.exists():
         shutil.rmtree(old, ignore_errors=True)  # after a killed run: keep its staging (newer)
-    elif not fresh and (old / MARKER).is_file():
+    elif (old / MARKER).is_file():
         old.rename(staging)
     else:
         shutil.rmtree(old, ignore_errors=True)
@@ -120,11 +120,6 @@ def swap(staging: Path, out: Path, swapped: Callable[[], None] | None = None) ->
     if out.exists():  # no renameat2 (not Linux): two renames, the gap is a few microseconds
         out.rename(old)
     staging.rename(out)
-
-
-def cleanup(out: Path) -> None:
-    """Remove the previous tree that `swap` moved aside (the next build would start from it)."""
-    shutil.rmtree(_old_dir(out.resolve()), ignore_errors=True)
 
 
 def _old_dir(out: Path) -> Path:

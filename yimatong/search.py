@@ -409,7 +409,7 @@ def search_key(loaded: Loaded, rows: list[pages.Row]) -> str:
     return key_of(
         hashlib.blake2b(repr(rows).encode(), digest_size=12).hexdigest(),
         loaded.regions.model_dump(mode="json"),
-        loaded.site.model_dump(mode="json", exclude={"as_of"}),
+        pages._site_key(loaded.site),
         pages.template_key(pages.environment(), "search.html"),
         files_key(_CODE),
     )
