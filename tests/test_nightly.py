@@ -5,6 +5,7 @@ Every build here runs the real `build.py nightly` (or `pipeline.build`) on a cop
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from yimatong import manifest
+from yimatong import deploy, feed, manifest
 from yimatong.pipeline import KILL_AT, BuildResult, Options, build
 
 from .conftest import ROOT, SAMPLE
@@ -269,3 +270,48 @@ def test_a_night_starts_from_last_nights_tree_and_never_writes_into_the_live_one
     a, b = published(tree(out)), published(tree(cold_out))
     assert a.keys() == b.keys()
     assert [p for p in a if a[p] != b[p]] == []
+
+
+def test_a_manifest_in_the_previous_format_is_still_read(night_one, tmp_path: Path) -> None:
+    """The night after an upgrade: last night's manifest was written by the code before (version 2,
+    columns of lists); it must still be understood, or that night re-renders the whole site."""
+    data, out, cache = fresh_copy(night_one, tmp_path)
+    path = out / manifest.MANIFEST
+    now = json.loads(gzip.decompress(path.read_bytes()))
+    assert now["version"] == manifest.VERSION == 3
+    listed = manifest.Manifest.read(out)
+    assert listed is not None
+    columns = now["outputs"]
+    text = ("path", "sha256", "key", "changed")
+    older = {**columns, **{c: [v or None for v in columns[c].split("\n")] for c in text}}
+    path.unlink()  # the live tree's file may be a hard link shared with last night's
+    path.write_bytes(gzip.compress(json.dumps({**now, "version": 2, "outputs": older}).encode()))
+    assert manifest.Manifest.read(out).outputs == listed.outputs
+    assert deploy.read_manifest(out)[0] == {p: {"sha256": o.sha256} for p, o in listed.outputs.items()}
+
+    done = nightly(data, out, cache, "--no-signs")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.with_name(out.name + ".report.json").read_text(encoding="utf-8"))
+    assert report["pages"]["rendered"] == 0, report["pages"]  # everything was reused from last night
+
+
+def test_a_damaged_live_feed_does_not_stop_the_night(night_one, tmp_path: Path) -> None:
+    """feed.xml is the only output a night reads back (past nights' changes); if it is damaged on
+    disk, the night goes on, says so, and the feed starts again from tonight's changes."""
+    data, out, cache = fresh_copy(night_one, tmp_path)
+    live_feed = out / "feed.xml"
+    live_feed.unlink()  # shared with last night's tree: replaced, not written into
+    live_feed.write_bytes(b"<feed><entry>")
+    file = a_file(data, 4)
+    text = file.read_text(encoding="utf-8")
+    revoked = "  status: revoked\n  status_date: 2026-11-19\n  status_reason: 依法撤销\n"
+    assert "\n  status: valid\n" in text
+    file.unlink()
+    file.write_text(text.replace("\n  status: valid\n", "\n" + revoked, 1), encoding="utf-8")
+    done = nightly(data, out, cache, "--no-signs")
+    assert done.returncode == 0, done.stderr
+    assert "feed.xml" in done.stderr and "重新开始" in done.stderr
+    report = json.loads(out.with_name(out.name + ".report.json").read_text(encoding="utf-8"))
+    assert report["published"] and report["records"]["warnings"] >= 1
+    entries = feed.read((out / "feed.xml").read_bytes())  # whole again, with tonight's change
+    assert [(e.change.permit_no, e.change.kind) for e in entries] == [(permit_of(file), "status")]

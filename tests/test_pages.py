@@ -323,3 +323,14 @@ def test_two_builds_are_byte_identical(tmp_path: Path, sample_build: tuple[Build
     b = {p.relative_to(second): p.read_bytes() for p in second.rglob("*") if p.is_file() and ".yimatong" not in p.parts}
     assert a.keys() == b.keys()
     assert [k for k in a if a[k] != b[k]] == []
+
+
+def test_every_html_page_says_when_it_last_changed(public: Path) -> None:
+    """The footer's "本页更新于" is on every page a reader lands on, the data and search pages too."""
+    as_of = "2026年11月20日"  # the sample export's date, and its first night
+    missing = []
+    for page in sorted(public.rglob("*.html")):
+        footer = BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser").select_one("footer")
+        if footer is None or f"本页更新于 {as_of}" not in footer.get_text(" "):
+            missing.append(page.relative_to(public).as_posix())
+    assert missing == []

@@ -60,7 +60,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .errors import YimatongError
-from .manifest import walk
+from .manifest import outputs_of, walk
 
 STATE_KEY = ".yimatong/deployed.json.gz"
 MANIFESTS = (".yimatong/manifest.json.gz", ".yimatong/manifest.json")  # written by the build (manifest.py)
@@ -201,11 +201,15 @@ def read_manifest(out: Path) -> tuple[dict[str, Any], int]:
             file = out / name
             mtime = file.stat().st_mtime_ns
             raw = file.read_bytes()
-            outputs = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)["outputs"]
+            data = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
+            outputs = data["outputs"]
+            if "version" in data:  # manifest.py's, in any version it reads
+                built = outputs_of(data)
+                if built is None:
+                    continue
+                outputs = {p: {"sha256": o.sha256} for p, o in built.items()}
         except (OSError, ValueError, KeyError, TypeError, EOFError):
             continue
-        if isinstance(outputs, dict) and isinstance(outputs.get("path"), list):  # manifest.py's columns
-            outputs = {p: {"sha256": h} for p, h in zip(outputs["path"], outputs["sha256"], strict=True)}
         if isinstance(outputs, dict):
             return outputs, mtime
     return {}, 0

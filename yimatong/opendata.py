@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from . import docs, facts, pages, urls
-from .context import Common, Place, cn_date, root_of
+from .context import Common, Place, Stamp, cn_date, root_of
 from .facts import View
 from .load import Entry, Loaded
 from .manifest import Reuse, files_key, key_of
@@ -912,7 +912,7 @@ def _publish(
     listing = [{"month": s.month, "as_of": s.as_of, "path": f"{ARCHIVE}{s.month}/"} for s in archive]
     (out / MANIFEST).write_text(_dump({**snapshot, "archive": listing}), encoding="utf-8")
     (out / SUMS).write_text(sums, encoding="utf-8")
-    _page(loaded, staging, downloads, archive, plan.n)
+    _page(loaded, staging, downloads, archive, plan.n, reuse)
     return OpenDataStats(
         plan.n,
         downloads,
@@ -994,7 +994,9 @@ def _dump(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, indent=1) + "\n"
 
 
-def _page(loaded: Loaded, staging: Path, downloads: list[Download], archive: list[Snapshot], count: int) -> None:
+def _page(
+    loaded: Loaded, staging: Path, downloads: list[Download], archive: list[Snapshot], count: int, reuse: Reuse | None
+) -> None:
     site = loaded.site
     path = DATA
     root = root_of(path)
@@ -1019,4 +1021,9 @@ def _page(loaded: Loaded, staging: Path, downloads: list[Download], archive: lis
         archive_months=ARCHIVE_MONTHS,
         citation=f"{site.program_name}开放数据，数据截至 {cn_date(site.as_of)}，{site.base_url}{DATA}",
     )
-    pages.write(staging, path + "index.html", pages.environment().get_template("data.html").render(page=page))
+    env = pages.environment()
+    today = site.as_of.isoformat()
+    key = key_of(pages.template_key(env, "data.html"), repr(page))
+    changed = reuse.changed_on(path + "index.html", key, today) if reuse is not None else today
+    page = replace(page, common=replace(page.common, stamp=Stamp(today, changed)))
+    pages.write(staging, path + "index.html", env.get_template("data.html").render(page=page))

@@ -89,7 +89,11 @@ def _build(data: Path, out: Path, cache: Path, progress: Progress | None, option
     present = {urls.enterprise_path(e.permit_no) for e in loaded.entries}  # a removed holder's page is gone
     tonight = night_changes(loaded, previous, live)
     last_xml = last_feed.read_bytes() if last_feed and last_feed.exists() else None
-    feed_xml = feed.atom(tonight, last_xml, loaded.site, present=present)
+    try:
+        feed_xml = feed.atom(tonight, last_xml, loaded.site, present=present)
+    except feed.FeedUnreadable as err:  # a damaged file must not stop the nights: the feed restarts
+        loaded.problems.append(Problem(feed.FEED_PATH, None, "", f"{err}；本次从今晚的变更重新开始", "warning"))
+        feed_xml = feed.atom(tonight, None, loaded.site, present=present)
     (staging / feed.FEED_PATH).write_bytes(feed_xml)
     timer.lap("changes")
 

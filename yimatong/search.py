@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from . import facts, pages
-from .context import TONE_OF_STATUS, Common, root_of
+from .context import TONE_OF_STATUS, Common, Stamp, root_of
 from .load import Loaded
 from .manifest import Reuse, files_key, key_of
 from .manifest import walk as manifest_walk
@@ -426,11 +426,13 @@ def build_search(
     when `reuse` finds them made from the same inputs)."""
     started = time.perf_counter()
     key = search_key(loaded, rows)
+    today = loaded.site.as_of.isoformat()
+    changed = reuse.changed_on(PATH + "index.html", key, today) if reuse is not None else today
     if reuse is not None:
         kept = _reused(reuse, key)
         if kept is not None:
             return replace(kept, seconds=round(time.perf_counter() - started, 3))
-    stats = _build(loaded, rows, staging, progress)
+    stats = _build(loaded, rows, staging, progress, Stamp(None, changed))
     if reuse is not None:
         for path in manifest_walk(staging / PATH):
             reuse.keys[PATH + path] = key
@@ -447,7 +449,7 @@ def _reused(reuse: Reuse, key: str) -> SearchStats | None:
 
 
 def _build(
-    loaded: Loaded, rows: list[pages.Row], staging: Path, progress: Callable[[int, int], None] | None
+    loaded: Loaded, rows: list[pages.Row], staging: Path, progress: Callable[[int, int], None] | None, stamp: Stamp
 ) -> SearchStats:
     started = time.perf_counter()
     docs = _docs(rows, loaded.regions)
@@ -470,7 +472,7 @@ def _build(
             progress(done, total)
     script = _write_client(staging)
     meta = _meta(loaded, docs, tables, counts, version, shards, heavy)
-    page = _page(loaded, docs, tables, counts, script, meta)
+    page = _page(loaded, docs, tables, counts, script, meta, stamp)
     env = pages.environment()
     pages.write(staging, PATH + "index.html", env.get_template("search.html").render(page=page))
     return SearchStats(
@@ -532,11 +534,12 @@ def _page(
     counts: Counter[tuple[str, str]],
     script: str,
     meta: dict[str, Any],
+    stamp: Stamp,
 ) -> SearchPage:
     site = loaded.site
     meta_json = json.dumps(meta, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
     return SearchPage(
-        common=Common(site, root_of(PATH), "搜索", PATH),
+        common=Common(site, root_of(PATH), "搜索", PATH, stamp=stamp),
         total=len(docs),
         cities=[Option(code, name, counts[("city", code)]) for code, name in t.cities],
         industries=[
