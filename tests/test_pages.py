@@ -334,3 +334,13 @@ def test_every_html_page_says_when_it_last_changed(public: Path) -> None:
         if footer is None or f"本页更新于 {as_of}" not in footer.get_text(" "):
             missing.append(page.relative_to(public).as_posix())
     assert missing == []
+
+
+def test_an_enterprise_pages_sign_link_lands_on_its_own_signs(public: Path) -> None:
+    for page in sorted(public.glob("P/*/index.html")):
+        link = soup(public, page.parent.relative_to(public).as_posix()).find("a", string="门牌与排放口标识牌（PDF）")
+        assert link is not None, page
+        href, _, anchor = link["href"].partition("#")
+        target = (page.parent / href / "index.html").resolve()
+        assert anchor == page.parent.name and target.is_file(), (page, link["href"])
+        assert f'<section id="{anchor}">' in target.read_text(encoding="utf-8")

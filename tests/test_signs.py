@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -632,9 +633,12 @@ def test_a_night_with_one_renamed_enterprise_redoes_only_its_signs(rendered: Ren
             assert same(volume) == (volume not in changed_volumes), volume
     gate = signs.sign_paths(target.contents[0])[0]
     assert "改名后的测试环保科技有限公司" in "".join(c.ch for c in _chars(second / gate))
-    for page in first.glob("signs/[0-9]*/index.html"):
+    county_page = urls.signs_listing_path(target.region) + "index.html"
+    assert not same(county_page)
+    for page in first.glob("signs/*/**/index.html"):  # the other counties' and cities' pages stay
         path = page.relative_to(first).as_posix()
-        assert same(path) == (path != f"signs/{target.city.code}/index.html"), path
+        if path not in (county_page, f"signs/{target.city.code}/index.html"):
+            assert same(path), path
     assert {p.relative_to(first) for p in first.rglob("*")} == {p.relative_to(second) for p in second.rglob("*")}
     assert stats.qr_urls == sorted({c.qr_url for c in rendered.contents})
 
@@ -659,8 +663,8 @@ def test_a_permit_that_expires_overnight_loses_its_signs_without_a_new_export(
     assert stats.planned >= 1 and stats.rendered == 0
     assert not (tmp_path / "2" / signs.sign_paths(target.contents[0])[0]).exists()
     assert target.contents[0].qr_url not in stats.qr_urls
-    city_page = (tmp_path / "2" / "signs" / target.city.code / "index.html").read_text(encoding="utf-8")
-    section = city_page.split(f'<section id="{target.permit_no}">')[1].split("</section>")[0]
+    county_page = (tmp_path / "2" / urls.signs_listing_path(target.region) / "index.html").read_text(encoding="utf-8")
+    section = county_page.split(f'<section id="{target.permit_no}">')[1].split("</section>")[0]
     assert "许可证状态：已过期，不提供标识牌" in section
 
 
@@ -679,8 +683,25 @@ def test_listing_pages_link_every_download(rendered: Rendered) -> None:
     published = {p.resolve() for p in rendered.staging.rglob("*.pdf")}
     assert linked == published
     unsigned = next(p for p in rendered.permits if not p.contents)
-    city_page = rendered.staging / "signs" / unsigned.city.code / "index.html"
-    assert "不提供标识牌" in city_page.read_text(encoding="utf-8")
+    county_page = rendered.staging / urls.signs_listing_path(unsigned.region) / "index.html"
+    assert "不提供标识牌" in county_page.read_text(encoding="utf-8")
+
+
+def test_every_holder_is_listed_once_on_its_countys_page_and_the_city_links_them(rendered: Rendered) -> None:
+    """A city's page lists its counties, not its holders (at 100,000 permits it was 40 MB); each
+    holder's section is on its county's page, where its enterprise page's sign link points."""
+    staging = rendered.staging
+    found: dict[str, list[str]] = defaultdict(list)
+    for page in staging.glob("signs/*/*/index.html"):
+        path = page.relative_to(staging).as_posix()
+        for permit in re.findall(r'<section id="([^"]+)">', page.read_text(encoding="utf-8")):
+            found[permit].append(path)
+    assert {p: len(v) for p, v in found.items()} == {p.permit_no: 1 for p in rendered.permits}
+    for permit in rendered.permits:
+        county = urls.signs_listing_path(permit.region)
+        assert found[permit.permit_no] == [county + "index.html"]
+        city_page = (staging / "signs" / permit.city.code / "index.html").read_text(encoding="utf-8")
+        assert f'href="../../{county}"' in city_page and "<section" not in city_page
 
 
 def test_signs_for_covers_air_water_and_solid_waste() -> None:

@@ -156,6 +156,7 @@ class EnterprisePage:
     credit_tone: str | None
     months: list[str]  # labels of the strip's 12 months, oldest first
     names: dict[str, str]  # pollutant code → name
+    signs_href: str  # site-relative: its signs on the county's download page
 
 
 @dataclass(frozen=True)
@@ -404,6 +405,7 @@ def enterprise_page(
         credit_tone=credit_tone,
         months=month_labels(site.as_of),
         names=names,
+        signs_href=f"{urls.signs_listing_path(view['enterprise']['region'])}#{permit_no}",
     )
 
 

@@ -1162,6 +1162,24 @@ class EnterpriseSigns:
     outlets: list[OutletSigns]
 
 
+def _sign_count(enterprises: list[EnterpriseSigns]) -> int:
+    return sum((e.gate is not None) + sum(len(o.signs) for o in e.outlets) for e in enterprises)
+
+
+@dataclass(frozen=True)
+class CountySigns:
+    """A county's permit holders and their signs: one listing page (a city's would reach 40 MB)."""
+
+    region: str
+    label: str
+    href: str  # site-relative: urls.signs_listing_path
+    enterprises: list[EnterpriseSigns]
+
+    @property
+    def sign_count(self) -> int:
+        return _sign_count(self.enterprises)
+
+
 @dataclass(frozen=True)
 class CitySigns:
     code: str
@@ -1169,11 +1187,15 @@ class CitySigns:
     bureau: str
     href: str  # the city's listing page, site-relative
     volumes: list[Volume]
-    enterprises: list[EnterpriseSigns]
+    counties: list[CountySigns]
+
+    @property
+    def enterprises(self) -> list[EnterpriseSigns]:
+        return [e for c in self.counties for e in c.enterprises]
 
     @property
     def sign_count(self) -> int:
-        return sum((e.gate is not None) + sum(len(o.signs) for o in e.outlets) for e in self.enterprises)
+        return sum(c.sign_count for c in self.counties)
 
     def count(self, fmt: str) -> int:
         """Signs of one format in the city."""
@@ -1267,7 +1289,7 @@ class _Publisher:
             by_city[permit.city.code].append((permit, size))
         out = []
         for city in loaded.regions.cities:
-            enterprises = []
+            enterprises: dict[str, list[EnterpriseSigns]] = defaultdict(list)
             members: dict[tuple[str, str], list[tuple[SignContent, str]]] = defaultdict(list)
             for permit, size in by_city.get(city.code, []):
                 items = {}
@@ -1279,19 +1301,21 @@ class _Publisher:
                         Download("印刷版 PDF", paths[1], _kb(printed)),
                     )
                     members[(permit.region, content.format)].append((content, key))
-                enterprises.append(_enterprise_signs(permit, items))
-            volumes = []
+                enterprises[permit.region].append(_enterprise_signs(permit, items))
+            volumes, counties = [], []
             labels = {city.code: city.name, **{k.code: f"{city.name}{k.name}" for k in city.counties}}
-            for region in sorted({r for r, _ in members}, key=lambda r: (r != city.code, r)):
+            for region in sorted({*enterprises, *(r for r, _ in members)}, key=lambda r: (r != city.code, r)):
                 label = labels.get(region, f"{city.name} {region}")
                 batches = {
                     fmt.key: self.volume(city.code, region, label, fmt, members[(region, fmt.key)])
                     for fmt in FORMATS.values()
                     if members.get((region, fmt.key))
                 }
-                volumes.append(Volume(region, label, batches))
-            enterprises.sort(key=lambda e: (e.name, e.permit_no))
-            out.append(CitySigns(city.code, city.name, city.bureau, f"signs/{city.code}/", volumes, enterprises))
+                if batches:
+                    volumes.append(Volume(region, label, batches))
+                listed = sorted(enterprises.get(region, []), key=lambda e: (e.name, e.permit_no))
+                counties.append(CountySigns(region, label, urls.signs_listing_path(region), listed))
+            out.append(CitySigns(city.code, city.name, city.bureau, f"signs/{city.code}/", volumes, counties))
         return out
 
     def volume(self, city: str, region: str, label: str, fmt: Format, members: list[tuple[SignContent, str]]) -> Batch:
@@ -1369,6 +1393,7 @@ class SignsPage:
     bleed: str  # mm
     cities: list[CitySigns]
     total: int
+    county: CountySigns | None = None  # layouts/signs_county.html: one county of cities[0]
 
 
 def _format_specs() -> list[FormatSpec]:
@@ -1402,10 +1427,12 @@ def _listing_pages(site: Site, staging: Path, cities: list[CitySigns], reuse: Re
     base = (site.model_dump(mode="json", exclude={"as_of"}), _listing_code())
     today = site.as_of.isoformat()
 
-    def page(path: str, title: str, shown: list[CitySigns], stamp: Stamp) -> SignsPage:
-        total = sum(c.sign_count for c in shown)
+    def page(
+        path: str, title: str, shown: list[CitySigns], stamp: Stamp, county: CountySigns | None = None
+    ) -> SignsPage:
+        total = county.sign_count if county else sum(c.sign_count for c in shown)
         common = Common(site, root_of(path), title, path, stamp=stamp)
-        return SignsPage(common, specs, colors, font, f"{BLEED_MM:g}", shown, total)
+        return SignsPage(common, specs, colors, font, f"{BLEED_MM:g}", shown, total, county)
 
     def write(path: str, data: object, template: str, make: Callable[[Stamp], SignsPage]) -> None:
         key = key_of(*base, path, repr(data))
@@ -1418,11 +1445,25 @@ def _listing_pages(site: Site, staging: Path, cities: list[CitySigns], reuse: Re
     # The index shows each city's counts and volumes, not its enterprises.
     summary = [(c.code, c.name, c.volumes, len(c.enterprises), c.sign_count) for c in cities]
     write("signs/index.html", summary, "signs.html", lambda stamp: page("signs/", "标识牌下载", cities, stamp))
+    written = 1
     for city in cities:
+        # The city page shows its volumes and its counties' counts, not their holders.
+        counts = [(c.label, c.href, len(c.enterprises), c.sign_count) for c in city.counties]
+        shown = (city.code, city.name, city.bureau, city.volumes, counts)
         write(
             f"{city.href}index.html",
-            city,
+            shown,
             "signs_city.html",
             lambda stamp, city=city: page(city.href, f"{city.name}标识牌下载", [city], stamp),  # type: ignore[misc]
         )
-    return 1 + len(cities)
+        for county in city.counties:
+            write(
+                f"{county.href}index.html",
+                (city.code, city.name, city.bureau, county),
+                "signs_county.html",
+                lambda stamp, city=city, county=county: page(  # type: ignore[misc]
+                    county.href, f"{county.label}标识牌下载", [city], stamp, county
+                ),
+            )
+        written += 1 + len(city.counties)
+    return written

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from .identifiers import OUTLET_PATTERN, PERMIT_PATTERN
+from .identifiers import OUTLET_PATTERN, PERMIT_PATTERN, city_code
 
 _PERMIT = re.compile(PERMIT_PATTERN)
 _OUTLET = re.compile(OUTLET_PATTERN)
@@ -27,6 +27,14 @@ def outlet_path(permit_no: str, outlet: str) -> str:
     if not _OUTLET.match(outlet):
         raise ValueError(f"not an outlet code: {outlet!r}")
     return f"{enterprise_path(permit_no)}{outlet}/"
+
+
+def signs_listing_path(region: str) -> str:
+    """The sign downloads of a county's permit holders (a city's own, for a city-level region code),
+    e.g. 'signs/450100/450103/': per county, since a city's list reaches 7,000 holders at scale."""
+    if not re.fullmatch(r"[0-9]{6}", region):
+        raise ValueError(f"not a region code: {region!r}")
+    return f"signs/{city_code(region)}/{region}/"
 
 
 def absolute(base_url: str, path: str) -> str:
