@@ -5,7 +5,6 @@ Every build here runs the real `build.py nightly` (or `pipeline.build`) on a cop
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from yimatong import deploy, feed, manifest
+from yimatong import feed, manifest
 from yimatong.pipeline import KILL_AT, BuildResult, Options, build
 
 from .conftest import ROOT, SAMPLE
@@ -270,29 +269,6 @@ def test_a_night_starts_from_last_nights_tree_and_never_writes_into_the_live_one
     a, b = published(tree(out)), published(tree(cold_out))
     assert a.keys() == b.keys()
     assert [p for p in a if a[p] != b[p]] == []
-
-
-def test_a_manifest_in_the_previous_format_is_still_read(night_one, tmp_path: Path) -> None:
-    """The night after an upgrade: last night's manifest was written by the code before (version 2,
-    columns of lists); it must still be understood, or that night re-renders the whole site."""
-    data, out, cache = fresh_copy(night_one, tmp_path)
-    path = out / manifest.MANIFEST
-    now = json.loads(gzip.decompress(path.read_bytes()))
-    assert now["version"] == manifest.VERSION == 3
-    listed = manifest.Manifest.read(out)
-    assert listed is not None
-    columns = now["outputs"]
-    text = ("path", "sha256", "key", "changed")
-    older = {**columns, **{c: [v or None for v in columns[c].split("\n")] for c in text}}
-    path.unlink()  # the live tree's file may be a hard link shared with last night's
-    path.write_bytes(gzip.compress(json.dumps({**now, "version": 2, "outputs": older}).encode()))
-    assert manifest.Manifest.read(out).outputs == listed.outputs
-    assert deploy.read_manifest(out)[0] == {p: {"sha256": o.sha256} for p, o in listed.outputs.items()}
-
-    done = nightly(data, out, cache, "--no-signs")
-    assert done.returncode == 0, done.stderr
-    report = json.loads(out.with_name(out.name + ".report.json").read_text(encoding="utf-8"))
-    assert report["pages"]["rendered"] == 0, report["pages"]  # everything was reused from last night
 
 
 def test_a_damaged_live_feed_does_not_stop_the_night(night_one, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -30,10 +30,7 @@ from .publish import write_file
 
 STATE = ".yimatong"  # inside the output; deploy and verify skip dot paths
 MANIFEST = f"{STATE}/manifest.json.gz"
-# 1: a JSON object per output and per record (600 MB in memory at 100,000); 2: outputs as columns of
-# JSON lists; 3: each text column one string, lines joined (a list of 430,000 strings took 1.6 s to
-# decode at 100,000, the split a tenth of that). 1 and 2 are read still.
-VERSION = 3
+VERSION = 2  # 1: a JSON object per output and per record (read still; 600 MB in memory at 100,000)
 
 
 def key_of(*parts: object) -> str:
@@ -96,6 +93,11 @@ class Records(Mapping[str, dict[str, Any]]):
         state["entry"] = dict(zip(self._entry_fields, values[n + 1], strict=True))
         return state
 
+    def dated_digests(self) -> dict[str, tuple[str, str]]:
+        """permit_no -> (digest, stable_until), without making a state dict per permit."""
+        d, u = self.FIELDS.index("digest"), self.FIELDS.index("stable_until")
+        return {p: (v[d], v[u]) for p, v in self._rows.items()}
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._rows)
 
@@ -139,10 +141,10 @@ class Manifest:
         paths = sorted(self.outputs)
         rows = [self.outputs[p] for p in paths]
         outputs = {
-            "path": _lines(paths),
-            "sha256": _lines(o.sha256 for o in rows),
-            "key": _lines(o.key for o in rows),
-            "changed": _lines(o.changed for o in rows),
+            "path": paths,
+            "sha256": [o.sha256 for o in rows],
+            "key": [o.key for o in rows],
+            "changed": [o.changed for o in rows],
             "inode": [o.inode for o in rows],
         }
         records = self.records if isinstance(self.records, Records) else Records.of(self.records)
@@ -161,21 +163,9 @@ def outputs_of(data: dict[str, Any]) -> dict[str, Output] | None:
     version, outputs = data.get("version"), data["outputs"]
     if version == 1:
         return {p: Output(o["sha256"], o.get("key"), o.get("changed")) for p, o in outputs.items()}
-    if version == 2:
-        return _outputs(outputs)
     if version == VERSION:
-        text = ("path", "sha256", "key", "changed")
-        return _outputs({**outputs, **{c: _unlines(outputs[c]) for c in text}})
+        return _outputs(outputs)
     return None
-
-
-def _lines(values: Iterable[str | None]) -> str:
-    """A text column as one string: a value per line, "" for None (no key or date is empty)."""
-    return "\n".join(v or "" for v in values)
-
-
-def _unlines(text: str) -> list[str | None]:
-    return [v or None for v in text.split("\n")] if text else []
 
 
 def _outputs(columns: dict[str, list[Any]]) -> dict[str, Output]:
@@ -183,7 +173,7 @@ def _outputs(columns: dict[str, list[Any]]) -> dict[str, Output]:
     shared: dict[str, str] = {}
 
     def one(value: str | None) -> str | None:
-        return None if value is None else shared.setdefault(value, value)
+        return shared.setdefault(value, value) if value else None
 
     inodes = columns.get("inode") or [None] * len(columns["path"])
     return {

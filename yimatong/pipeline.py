@@ -268,12 +268,18 @@ def night_changes(loaded: Loaded, previous: Manifest | None, live: Path | None) 
         return []
     before_as_of, as_of = dt.date.fromisoformat(previous.as_of), loaded.site.as_of
     tonight = {e.permit_no: e for e in loaded.entries}
+    records = previous.records
+    if isinstance(records, Records):
+        last = records.dated_digests()
+    else:
+        last = {p: (s["digest"], s["stable_until"]) for p, s in records.items()}
     found: list[changes.Change] = []
-    for permit in sorted(tonight.keys() | previous.records.keys()):
-        entry, state = tonight.get(permit), previous.records.get(permit)
-        same = state is not None and entry is not None and state["digest"] == entry.digest
-        if same and as_of.isoformat() < state["stable_until"]:
+    for permit in sorted(tonight.keys() | last.keys()):
+        entry, known = tonight.get(permit), last.get(permit)
+        same = known is not None and entry is not None and known[0] == entry.digest
+        if same and known is not None and as_of.isoformat() < known[1]:
             continue  # same record, and no date-driven fact (the permit status) can have moved yet
+        state = records.get(permit)
         after = loaded.store.get(entry.digest) if entry else None
         before = None
         if state is not None:
