@@ -33,12 +33,22 @@ MANIFEST = f"{STATE}/manifest.json.gz"
 VERSION = 2  # 1: a JSON object per output and per record (read still; 600 MB in memory at 100,000)
 
 
+_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=str).encode
+
+
 def key_of(*parts: object) -> str:
-    """A short stable hash of the inputs an output is made from."""
+    """A short stable hash of the inputs an output is made from. Strings (digests, paths: most
+    parts, several per permit a night) go in as they are, after their length; anything else as
+    JSON, which never starts with the letter s."""
     h = hashlib.blake2b(digest_size=12)
     for p in parts:
-        h.update(json.dumps(p, sort_keys=True, ensure_ascii=False, default=str).encode())
-        h.update(b"\0")
+        if type(p) is str:
+            raw = p.encode()
+            h.update(b"s%d:" % len(raw))
+            h.update(raw)
+        else:
+            h.update(_JSON(p).encode())
+            h.update(b"\0")
     return h.hexdigest()
 
 
