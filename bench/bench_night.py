@@ -12,8 +12,9 @@ changed one, so every run is a night with 1 % of the files changed:
 - `data`: a new self-monitoring result (the last value of the enterprise's first self-monitoring
   series): its pages, data.json and open-data rows change; the lists and the search index only if
   a count they show changes. What most nights bring.
-It then runs `build.py nightly --no-signs` on that output and cache with the checkout's code (so
-the first run after a code change re-renders what the change touches: run a night to warm up),
+It then runs `build.py nightly --no-signs` on that output and cache with the checkout's code, or
+with `--code DIR` another copy of it (the first run after a code change re-renders what the change
+touches: run a night to warm up, or run the snapshot the output was built with),
 and with `--bucket` also uploads to moto's S3 server (its own process on 127.0.0.1), seeded with a
 state object that says the bucket holds the output as it was before the night (see bench_deploy.py).
 Measured: wall time, stage seconds (the nightly's report), peak memory of the process tree as PSS
@@ -121,11 +122,11 @@ def watch(pid: int, peaks: dict[str, float]) -> None:
         time.sleep(0.2)
 
 
-def night(n: int, change: str, bucket: bool) -> dict:
+def night(n: int, change: str, bucket: bool, code: Path = ROOT) -> dict:
     work = ROOT / "bench" / "out" / "nightly" / str(n) / "ours-nosigns"
     data, out, cache = work / "data", work / "public", work / "cache"
     flipped = flip(data, ROOT / "bench" / "out" / f"data-{n}", change)
-    command = [sys.executable, "build.py", "nightly", "--no-signs", "--data", str(data), "--out", str(out)]
+    command = [sys.executable, str(code / "build.py"), "nightly", "--no-signs", "--data", str(data), "--out", str(out)]
     command += ["--cache", str(cache), "--quiet"]
     load = load_average()
     server = moto_server() if bucket else None
@@ -140,7 +141,7 @@ def night(n: int, change: str, bucket: bool) -> dict:
         command += ["--bucket", BUCKET, "--endpoint", endpoint]
     try:
         started = time.perf_counter()
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(command, cwd=code, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         peaks: dict[str, float] = {}
         watcher = threading.Thread(target=watch, args=(proc.pid, peaks), daemon=True)
         watcher.start()
@@ -165,6 +166,7 @@ def night(n: int, change: str, bucket: bool) -> dict:
         "pages": report.get("pages"),
         "upload": report.get("upload"),
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "code": str(code.relative_to(ROOT)) if code.is_relative_to(ROOT) else str(code),
     }
     if proc.returncode != 0:
         result["error"] = err.decode(errors="replace")[-2000:]
@@ -179,9 +181,16 @@ def main() -> None:
     ap.add_argument("--change", choices=("name", "data"), default="name")
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--bucket", action="store_true", help="also upload to moto's S3 server")
+    ap.add_argument(
+        "--code",
+        type=Path,
+        default=ROOT,
+        help="run this copy of the code (e.g. the snapshot bench_nightly.py built the output with: a"
+        " change to the checkout's code would make the first night re-render what it touches)",
+    )
     args = ap.parse_args()
     for _ in range(args.runs):
-        print(json.dumps(night(args.n, args.change, args.bucket), ensure_ascii=False), flush=True)
+        print(json.dumps(night(args.n, args.change, args.bucket, args.code.resolve()), ensure_ascii=False), flush=True)
 
 
 if __name__ == "__main__":
