@@ -913,7 +913,6 @@ class PermitSigns:
     permit_no: str
     name: str
     city: City
-    county: str | None
     status: str
     outlets: tuple[PermitOutlet, ...]
     contents: tuple[SignContent, ...]
@@ -930,7 +929,6 @@ class Planned(NamedTuple):
     permit_no: str
     name: str
     region: str
-    county: str | None
     status: str
     outlets: tuple[tuple[str, str, str], ...]
     contents: tuple[tuple[Any, ...], ...]  # SignContent fields
@@ -949,14 +947,12 @@ def plan_record(
     status = facts.permit_status(view, site.as_of)
     contents = signs_for(view, site, city.bureau) if status in SIGNED_STATUSES else []
     outlets = tuple((o["code"], o["name"], o["kind"]) for o in view["permit"].get("outlets", []))
-    county = next((k.name for k in city.counties if k.code == entry.region), None)
     return Planned(
         site.as_of,
         facts.stable_until(view, site.as_of),
         view["permit_no"],
         view["enterprise"]["name"],
         entry.region,
-        county,
         status,
         outlets,
         tuple(dataclasses.astuple(c) for c in contents),
@@ -970,7 +966,6 @@ def _permit(row: Planned, cities: dict[str, City]) -> PermitSigns:
         row.permit_no,
         row.name,
         cities[city_code(row.region)],
-        row.county,
         row.status,
         tuple(PermitOutlet(*o) for o in row.outlets),
         tuple(SignContent(*c) for c in row.contents),
@@ -1154,7 +1149,6 @@ class OutletSigns:
 class EnterpriseSigns:
     name: str
     permit_no: str
-    county: str | None
     href: str  # the enterprise page, site-relative
     status: str
     status_label: str
@@ -1357,7 +1351,6 @@ def _enterprise_signs(permit: PermitSigns, items: dict[SignContent, SignItem]) -
     return EnterpriseSigns(
         permit.name,
         permit.permit_no,
-        permit.county,
         urls.enterprise_path(permit.permit_no),
         permit.status,
         facts.STATUS_LABELS[permit.status],
