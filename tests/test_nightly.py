@@ -271,6 +271,41 @@ def test_a_night_starts_from_last_nights_tree_and_never_writes_into_the_live_one
     assert [p for p in a if a[p] != b[p]] == []
 
 
+def test_a_night_from_last_nights_tree_reads_its_list_of_files_not_its_folders(
+    night_one, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Staging starts as the tree the last swap moved aside, which nothing has touched since: its
+    manifest lists its files, and the permit folders' files are known from what the stages made,
+    so only the folders outside P/ are read. The manifest still lists exactly the files published,
+    and a removed permit's files are gone."""
+    data, out, cache = fresh_copy(night_one, tmp_path / "incremental")
+    rename(a_file(data, 1), "第二晚改名的测试有限公司")
+    assert build(data, out, cache, options=Options(signs=False)).published
+    rename(a_file(data, 3), "第三晚改名的测试有限公司")
+    gone = a_file(data, 9)
+    gone.unlink()
+    read: list[tuple[str, tuple[str, ...]]] = []
+    walk = manifest.inodes
+
+    def spy(root: Path, skip: tuple[str, ...] = ()) -> dict[str, int]:
+        read.append((root.name, skip))
+        return walk(root, skip)
+
+    monkeypatch.setattr(manifest, "inodes", spy)
+    assert build(data, out, cache, options=Options(signs=False, allow_shrink=True)).published
+    whole = [skip for name, skip in read if name == f".{out.name}.staging"]
+    assert whole == [("P/",)]  # once, by the catalog, and not the permit folders
+    listed = manifest.Manifest.read(out)
+    assert listed is not None
+    assert set(listed.outputs) == set(published(tree(out)))
+    assert not (out / f"P/{gone.stem}").exists()
+    _, cold_out, _ = fresh_copy(night_one, tmp_path / "cold")
+    build(data, cold_out, tmp_path / "empty-cache", options=Options(signs=False, full=True, allow_shrink=True))
+    a, b = published(tree(out)), published(tree(cold_out))
+    assert a.keys() == b.keys()
+    assert [p for p in a if a[p] != b[p]] == []
+
+
 def test_a_damaged_live_feed_does_not_stop_the_night(night_one, tmp_path: Path) -> None:
     """feed.xml is the only output a night reads back (past nights' changes); if it is damaged on
     disk, the night goes on, says so, and the feed starts again from tonight's changes."""

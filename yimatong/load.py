@@ -120,6 +120,17 @@ class RecordStore:
     def has(self, digest: str) -> bool:
         return os.path.exists(f"{self.root}/{digest[:2]}/{digest}.pickle")
 
+    def digests(self) -> set[str]:
+        """Every digest held, from the folder listings: 256 listings instead of a stat per record
+        (100,000 of them a night, each a wait on the disk once the page cache has let them go)."""
+        found: set[str] = set()
+        if not self.root.is_dir():
+            return found
+        for folder in os.scandir(self.root):
+            if folder.is_dir():
+                found.update(n[:-7] for n in os.listdir(folder.path) if n.endswith(".pickle"))
+        return found
+
 
 # --- one file --------------------------------------------------------------------------------
 
@@ -333,7 +344,8 @@ def load(data_dir: Path, cache_dir: Path, workers: int | None = None, progress: 
     cache_dir.mkdir(parents=True, exist_ok=True)
     store = RecordStore(cache_dir)
     index, seen = _read_index(cache_dir)
-    known = frozenset(d for d in index if index[d][0] is None or store.has(d))
+    held = store.digests()
+    known = frozenset(d for d in index if index[d][0] is None or d in held)
     _JOB = _Job(data_dir, store, known, site.max_file_bytes, seen, time.time_ns())
     workers = workers or os.cpu_count() or 1
     done, parsed = 0, 0

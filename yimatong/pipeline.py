@@ -22,7 +22,7 @@ from typing import Any
 from . import changes, docs, feed, opendata, pages, publish, search, signs, urls, verify
 from .errors import Problem, YimatongError
 from .load import Entry, Loaded, load
-from .manifest import Catalog, Manifest, Records, Reuse, catalog
+from .manifest import Catalog, Manifest, Records, Reuse, catalog, tree_of
 
 Progress = Callable[[str, int, int], None]
 KILL_AT = "YIMATONG_KILL_AT"  # tests: the build SIGKILLs itself at this point (see _checkpoint)
@@ -75,10 +75,11 @@ def build(
 
 def _build(data: Path, out: Path, cache: Path, progress: Progress | None, options: Options) -> BuildResult:
     timer = _Timer()
-    staging = publish.begin(out)
+    staging, pristine = publish.begin(out)
     live = out if (out / publish.MARKER).exists() else None
     previous = Manifest.read(out) if live else None
-    reuse = Reuse(None if options.full else live, previous, staging)
+    # Last night's moved-aside tree lists its own files; a killed run's leftover is read folder by folder.
+    reuse = Reuse(None if options.full else live, previous, staging, tree_of(staging) if pristine else None)
 
     loaded = load(data, cache, workers=options.workers, progress=_stage(progress, "读取", "load"))
     carried = carry_last_good(loaded, previous)

@@ -20,6 +20,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import YimatongError
 
@@ -57,7 +58,12 @@ def staging_dir(out: Path) -> Path:
     return out.parent / f".{out.name}.staging"
 
 
-def begin(out: Path) -> Path:
+class Staging(NamedTuple):
+    path: Path
+    pristine: bool  # the tree the last swap moved aside, untouched since: its manifest lists its files
+
+
+def begin(out: Path) -> Staging:
     """The staging directory for `out`: a killed run's leftover, else the tree the last swap moved
     aside, else an empty one. What it holds is only a starting point: whatever tonight's build does
     not make again is removed before verification (`manifest.Reuse`, `manifest.catalog`)."""
@@ -65,17 +71,19 @@ def begin(out: Path) -> Path:
     if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
         raise YimatongError(f"{out} 不是本程序生成的输出目录，拒绝覆盖（请换一个 --out 目录）")
     staging, old = staging_dir(out), _old_dir(out)
+    pristine = False
     if not (staging / MARKER).is_file():
         shutil.rmtree(staging, ignore_errors=True)
     if staging.exists():
         shutil.rmtree(old, ignore_errors=True)  # after a killed run: keep its staging (newer)
     elif (old / MARKER).is_file():
         old.rename(staging)
+        pristine = True
     else:
         shutil.rmtree(old, ignore_errors=True)
         staging.mkdir(parents=True)
     write_file(staging / MARKER, "built by yimatong; this directory is replaced whole on every build\n")
-    return staging
+    return Staging(staging, pristine)
 
 
 def write_file(path: Path, data: bytes | str) -> None:
