@@ -122,7 +122,7 @@ def watch(pid: int, peaks: dict[str, float]) -> None:
         time.sleep(0.2)
 
 
-def night(n: int, change: str, bucket: bool, code: Path = ROOT) -> dict:
+def night(n: int, change: str, bucket: bool, code: Path = ROOT, profile: Path | None = None) -> dict:
     work = ROOT / "bench" / "out" / "nightly" / str(n) / "ours-nosigns"
     data, out, cache = work / "data", work / "public", work / "cache"
     flipped = flip(data, ROOT / "bench" / "out" / f"data-{n}", change)
@@ -139,6 +139,9 @@ def night(n: int, change: str, bucket: bool, code: Path = ROOT) -> dict:
 
         seed(dp.make_client(endpoint), out, outputs(out))
         command += ["--bucket", BUCKET, "--endpoint", endpoint]
+    if profile is not None:  # py-spy's collapsed stacks, idle (disk) waits included: see where time goes
+        spy = [str(Path(sys.executable).with_name("py-spy")), "record", "--idle", "--format", "raw", "-o", str(profile)]
+        command = [*spy, "--", *command]
     try:
         started = time.perf_counter()
         proc = subprocess.Popen(command, cwd=code, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -188,9 +191,11 @@ def main() -> None:
         help="run this copy of the code (e.g. the snapshot bench_nightly.py built the output with: a"
         " change to the checkout's code would make the first night re-render what it touches)",
     )
+    ap.add_argument("--profile", type=Path, help="record the night with py-spy (pip install py-spy) into this file")
     args = ap.parse_args()
     for _ in range(args.runs):
-        print(json.dumps(night(args.n, args.change, args.bucket, args.code.resolve()), ensure_ascii=False), flush=True)
+        result = night(args.n, args.change, args.bucket, args.code.resolve(), args.profile)
+        print(json.dumps(result, ensure_ascii=False), flush=True)
 
 
 if __name__ == "__main__":

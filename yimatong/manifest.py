@@ -108,6 +108,11 @@ class Records(Mapping[str, dict[str, Any]]):
         state["entry"] = dict(zip(self._entry_fields, values[n + 1], strict=True))
         return state
 
+    def column(self, name: str) -> dict[str, Any]:
+        """permit_no -> one of FIELDS, without making a state dict per permit."""
+        i = self.FIELDS.index(name)
+        return {p: v[i] for p, v in self._rows.items()}
+
     def dated_digests(self) -> dict[str, tuple[str, str]]:
         """permit_no -> (digest, stable_until), without making a state dict per permit."""
         d, u = self.FIELDS.index("digest"), self.FIELDS.index("stable_until")

@@ -247,10 +247,13 @@ def carry_last_good(loaded: Loaded, previous: Manifest | None) -> dict[str, dict
         if p.severity == "error":
             errors.setdefault(p.file, p)
     present = {e.permit_no for e in loaded.entries}
+    records = previous.records
+    files = records.column("file") if isinstance(records, Records) else {p: s["file"] for p, s in records.items()}
     carried: dict[str, dict[str, str]] = {}
-    for permit, state in sorted(previous.records.items()):
-        problem = errors.get(state["file"])
-        if permit in present or problem is None or not loaded.store.has(state["digest"]):
+    for permit in sorted(p for p, f in files.items() if f in errors and p not in present):
+        state = records[permit]
+        problem = errors[state["file"]]
+        if not loaded.store.has(state["digest"]):
             continue
         loaded.entries.append(Entry(**state["entry"], secrets=tuple(loaded.store.secrets(state["digest"]))))
         carried[permit] = {
