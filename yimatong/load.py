@@ -18,45 +18,30 @@ import pickle
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from . import explain, yamlread
 from .errors import Problem, YimatongError
-from .identifiers import city_code, uscc_check_ok
-from .public import public_view, secrets
-from .schema import SCHEMA_VERSION, EnterpriseFile, Regions, Site
+from .identifiers import city_code
+from .public import public_view
+from .schema import EnterpriseFile, Regions, Site
+from .validate import Entry, entry_of, read_model, record_checks
+
+__all__ = ["Entry", "Loaded", "RecordStore", "entry_of", "iter_views", "load", "read_model", "record_checks"]
 
 Progress = Callable[[int, int], None]
 M = TypeVar("M", bound=BaseModel)
 
-# Anything that changes what validation accepts, or what the public view holds, changes the cache key.
-_SOURCES = ("schema.py", "identifiers.py", "yamlread.py", "explain.py", "load.py", "public.py")
+# Anything that changes what validation accepts, what the public view holds or how the cache keeps
+# it changes the cache key (and so every record's digest). How the files are read does not.
+_SOURCES = ("schema.py", "identifiers.py", "yamlread.py", "explain.py", "validate.py", "public.py")
 _CODE = [Path(__file__).with_name(n) for n in _SOURCES]
-FINGERPRINT = hashlib.blake2b(b"".join(p.read_bytes() for p in _CODE), digest_size=8).hexdigest()
-
-
-@dataclass(frozen=True)
-class Entry:
-    """What the build keeps in memory for each good record."""
-
-    file: str
-    digest: str
-    permit_no: str
-    name: str
-    uscc: str
-    region: str
-    category: str
-    credit_level: str | None
-    # The values its public view withholds (public.secrets), for the verifier to look for in the
-    # output. Never written anywhere: the manifest leaves them out (`state`).
-    secrets: tuple[str, ...] = field(default=(), repr=False, compare=False)
-
-    def state(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "secrets"}
+STORE_FORMAT = b"store 1: pickle of (view, sorted secrets); index 1: (outcomes, signatures)"
+FINGERPRINT = hashlib.blake2b(b"".join(p.read_bytes() for p in _CODE) + STORE_FORMAT, digest_size=8).hexdigest()
 
 
 @dataclass
@@ -132,99 +117,6 @@ class RecordStore:
         return found
 
 
-# --- one file --------------------------------------------------------------------------------
-
-
-def read_model(raw: bytes, model: type[M]) -> tuple[M | None, list[Problem]]:
-    """Bytes → a validated model, or the problems that stop it (file names left blank)."""
-    try:
-        text, had_bom = yamlread.decode(raw)
-        data = yamlread.parse(text)
-    except yamlread.YamlProblem as err:
-        return None, [Problem("", err.line, "", err.message)]
-    notes = [Problem("", 1, "", "文件以 UTF-8 BOM 开头，已忽略（建议导出时不写 BOM）", "warning")] if had_bom else []
-    if not isinstance(data, dict):
-        return None, [*notes, Problem("", 1, "", "文件内容应为“键: 值”映射，而不是空文件或列表")]
-    version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
-        line = yamlread.line_at(yamlread.compose(text), ("schema_version",))
-        return None, [
-            *notes,
-            Problem("", line, "schema_version", f"不支持的格式版本 {version!r}，本程序读取 {SCHEMA_VERSION}"),
-        ]
-    try:
-        record = model.model_validate(data)
-    except ValidationError as err:
-        return None, [*notes, *explain.problems(err.errors(), model, yamlread.compose(text))]
-    checks = record_checks(record) if isinstance(record, EnterpriseFile) else []
-    if checks:
-        tree = yamlread.compose(text)
-        notes += [
-            Problem("", yamlread.line_at(tree, loc), explain.field_path(loc), msg, sev) for loc, msg, sev in checks
-        ]
-    if any(p.severity == "error" for p in notes):
-        return None, notes
-    return record, notes
-
-
-Check = tuple[tuple[str | int, ...], str, str]
-
-
-def record_checks(rec: EnterpriseFile) -> list[Check]:
-    """Rules across blocks of one file, which a JSON Schema cannot express."""
-    out: list[Check] = []
-    if not rec.permit_no.startswith(rec.enterprise.uscc):
-        out.append((("permit_no",), f"前 18 位应与 enterprise.uscc（{rec.enterprise.uscc}）一致", "error"))
-    if not uscc_check_ok(rec.enterprise.uscc):
-        out.append((("enterprise", "uscc"), "统一社会信用代码校验位不符（仍予发布，请核实）", "warning"))
-    outlets = {o.code for o in rec.permit.outlets}
-    refs: list[tuple[tuple[str | int, ...], str]] = [
-        *((("self_monitoring", "plan", i, "outlet"), p.outlet) for i, p in enumerate(rec.self_monitoring.plan)),
-        *((("self_monitoring", "series", i, "outlet"), s.outlet) for i, s in enumerate(rec.self_monitoring.series)),
-        *((("online_monitoring", "series", i, "outlet"), s.outlet) for i, s in enumerate(rec.online_monitoring.series)),
-        *(
-            (("online_monitoring", "warnings", i, "outlet"), w.outlet)
-            for i, w in enumerate(rec.online_monitoring.warnings)
-        ),
-    ]
-    out += [(loc, f"排放口 {code} 不在 permit.outlets 中", "error") for loc, code in refs if code not in outlets]
-    for i, o in enumerate(rec.permit.outlets):
-        prefix = {"air": "DA", "water": "DW"}.get(o.kind)
-        if (prefix and not o.code.startswith(prefix)) or (not prefix and o.code[:2] in ("DA", "DW")):
-            out.append(
-                (
-                    ("permit", "outlets", i, "code"),
-                    f"编号 {o.code} 与类型 {o.kind} 不符（废气 DA、废水 DW、固废设施其他两字母）",
-                    "error",
-                )
-            )
-        for j, p in enumerate(o.pollutants):
-            if p.limit is not None and p.limit_min is not None and p.limit_min > p.limit:
-                out.append((("permit", "outlets", i, "pollutants", j, "limit_min"), "下限大于上限", "error"))
-    letter = rec.permit_no[-1]
-    if (rec.permit.kind == "permit") != (letter == "P"):
-        out.append(
-            (
-                ("permit_no",),
-                f"末位字母 {letter} 与 permit.kind（{rec.permit.kind}）不符：许可证通常为 P，登记为其他字母",
-                "warning",
-            )
-        )
-    if rec.enterprise.status == "deregistered" and rec.permit.status == "valid":
-        out.append((("permit", "status"), "企业已注销，但许可证仍为有效", "warning"))
-    for i, r in enumerate(rec.rectifications.items):
-        if r.closed and r.closed < r.found:
-            out.append((("rectifications", "items", i, "closed"), "销号日期早于发现日期", "error"))
-    return out
-
-
-def entry_of(record: EnterpriseFile, file: str, digest: str, view: dict[str, Any] | None = None) -> Entry:
-    e = record.enterprise
-    level = record.credit.level if record.credit else None
-    hidden = tuple(sorted(secrets(record, view)))
-    return Entry(file, digest, record.permit_no, e.name, e.uscc, e.region, record.permit.category, level, hidden)
-
-
 # --- many files, in parallel, through the cache -------------------------------------------------
 
 Outcome = tuple[Entry | None, list[Problem]]  # file left blank in both: the same bytes may move
@@ -297,12 +189,17 @@ def _batches(items: list[str], workers: int) -> list[list[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _run(batches: list[list[str]], workers: int) -> Iterator[list[Done]]:
+def _run(batches: list[list[str]], workers: int, meanwhile: Callable[[], None] | None) -> Iterator[list[Done]]:
     if workers <= 1 or len(batches) <= 1:
+        if meanwhile:
+            meanwhile()
         yield from map(_work, batches)
         return
     with multiprocessing.get_context("fork").Pool(workers) as pool:
-        yield from pool.imap(_work, batches)
+        results = pool.imap(_work, batches)
+        if meanwhile:  # after the fork: the workers hold no copy of what it reads
+            meanwhile()
+        yield from results
 
 
 def _config(path: Path, model: type[M]) -> M:
@@ -324,8 +221,15 @@ def _index_path(cache_dir: Path) -> Path:
     return cache_dir / f"index-{FINGERPRINT}.pickle"
 
 
-def load(data_dir: Path, cache_dir: Path, workers: int | None = None, progress: Progress | None = None) -> Loaded:
-    """Read, validate and cross-check every export under `data_dir`."""
+def load(
+    data_dir: Path,
+    cache_dir: Path,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    meanwhile: Callable[[], None] | None = None,
+) -> Loaded:
+    """Read, validate and cross-check every export under `data_dir`. `meanwhile` is run once, by
+    this process while the workers read the files (it would only wait for them)."""
     global _JOB
     site = _config(data_dir / "site.yaml", Site)
     regions = _config(data_dir / "regions.yaml", Regions)
@@ -353,7 +257,7 @@ def load(data_dir: Path, cache_dir: Path, workers: int | None = None, progress: 
     signatures: dict[str, tuple[Signature, str]] = {}
     entries: list[Entry] = []
     try:
-        for batch in _run(_batches(files, workers), workers):
+        for batch in _run(_batches(files, workers), workers, meanwhile):
             for rel, digest, outcome, sig in batch:
                 if sig is not None and digest is not None:
                     signatures[rel] = (sig, digest)

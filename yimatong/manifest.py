@@ -183,12 +183,15 @@ def tree_of(root: Path) -> dict[str, int] | None:
     not list them all. Only for a tree nothing has written to since (`publish.Staging.pristine`):
     reading the manifest costs a second; reading 320,000 folders the page cache has lost, minutes."""
     try:
-        outputs = outputs_of(json.loads(gzip.decompress((root / MANIFEST).read_bytes())))
+        data = json.loads(gzip.decompress((root / MANIFEST).read_bytes()))
+        if data["version"] != VERSION:
+            return None
+        paths, numbers = data["outputs"]["path"], data["outputs"].get("inode")
     except (OSError, ValueError, EOFError, KeyError, TypeError):
         return None
-    if not outputs or any(o.inode is None for o in outputs.values()):
+    if not paths or not numbers or len(numbers) != len(paths) or None in numbers:
         return None
-    return {p: o.inode for p, o in outputs.items() if o.inode is not None}
+    return dict(zip(paths, numbers, strict=True))
 
 
 def outputs_of(data: dict[str, Any]) -> dict[str, Output] | None:

@@ -77,11 +77,18 @@ def _build(data: Path, out: Path, cache: Path, progress: Progress | None, option
     timer = _Timer()
     staging, pristine = publish.begin(out)
     live = out if (out / publish.MARKER).exists() else None
-    previous = Manifest.read(out) if live else None
-    # Last night's moved-aside tree lists its own files; a killed run's leftover is read folder by folder.
-    reuse = Reuse(None if options.full else live, previous, staging, tree_of(staging) if pristine else None)
+    last: list[tuple[Manifest | None, Reuse]] = []
 
-    loaded = load(data, cache, workers=options.workers, progress=_stage(progress, "读取", "load"))
+    def last_night() -> None:
+        """The live build's manifest, and staging cleared of what is not the live build's: run
+        while the loader's workers parse. Last night's moved-aside tree lists its own files; a
+        killed run's leftover is read folder by folder."""
+        previous = Manifest.read(out) if live else None
+        base = tree_of(staging) if pristine else None
+        last.append((previous, Reuse(None if options.full else live, previous, staging, base)))
+
+    loaded = load(data, cache, options.workers, _stage(progress, "读取", "load"), meanwhile=last_night)
+    previous, reuse = last[0]
     carried = carry_last_good(loaded, previous)
     timer.lap("load")
 
@@ -193,11 +200,10 @@ def check(
     before = None
     if previous is not None:
         unsigned = {r.permit_no for r in rendered.rows if r.status not in signs.SIGNED_STATUSES}
-        before = {
-            p: o.sha256
-            for p, o in previous.outputs.items()
-            if not (p.startswith("signs/") and (signs_absent or p.split("/")[1] in unsigned))
-        }  # a revoked permit's signs go; so do all, in a build without them
+        # A revoked permit's signs go; so do all, in a build without them.
+        signs_of = (p for p in previous.outputs if p.startswith("signs/"))
+        going = {p for p in signs_of if signs_absent or p.split("/")[1] in unsigned}
+        before = previous.outputs.keys() - going
     return verify.verify(
         staging,
         loaded.site.base_url,

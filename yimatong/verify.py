@@ -86,7 +86,7 @@ import struct
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from html import unescape
 from pathlib import Path
@@ -162,7 +162,7 @@ def verify(
     base_url: str,
     *,
     changed: set[str] | None,
-    previous: dict[str, str] | None,
+    previous: Collection[str] | None,
     qr_urls: Iterable[str],
     secrets: Callable[[str], Iterable[str]] | None = None,
     all_secrets: Iterable[str] | Mapping[str, Iterable[str]] = (),
@@ -177,7 +177,7 @@ def verify(
     """Every problem of the tree at `staging` (site-relative paths), errors and warnings, sorted.
 
     `changed`: the site-relative paths new or changed since the live build (None: read every file);
-    `previous`: the live build's files (path -> sha256), None on the first build; `qr_urls`: every
+    `previous`: the live build's paths, None on the first build; `qr_urls`: every
     URL a sign's QR code carries; `secrets(permit_no)`: that record's confidential strings;
     `all_secrets`: every record's confidential strings, or a mapping of each to the permits that
     withhold it (then an occurrence on a line that names only other permits is taken for their
@@ -1104,7 +1104,7 @@ def check_qr_urls(site: Site, qr_urls: Iterable[str]) -> list[Problem]:
     return out
 
 
-def check_disappeared(paths: set[str], previous: dict[str, str], allow_shrink: bool) -> list[Problem]:
+def check_disappeared(paths: set[str], previous: Collection[str], allow_shrink: bool) -> list[Problem]:
     """Every page and sign of the live build is still there (a printed QR code may point at it)."""
     gone = sorted(p for p in previous if p.startswith(("P/", "signs/")) and p not in paths)
     severity = "warning" if allow_shrink else "error"
@@ -1117,7 +1117,7 @@ def check_disappeared(paths: set[str], previous: dict[str, str], allow_shrink: b
     return out
 
 
-def check_shrink(paths: set[str], previous: dict[str, str], allow_shrink: bool) -> list[Problem]:
+def check_shrink(paths: set[str], previous: Collection[str], allow_shrink: bool) -> list[Problem]:
     """The number of HTML pages dropped by at most MAX_SHRINK."""
     before = sum(p.endswith(".html") for p in previous)
     now = sum(p.endswith(".html") for p in paths)
