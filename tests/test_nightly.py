@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from yimatong import feed, manifest
+from yimatong import feed, manifest, pipeline
 from yimatong.pipeline import KILL_AT, BuildResult, Options, build
 
 from .conftest import ROOT, SAMPLE
@@ -274,8 +274,9 @@ def test_a_night_starts_from_last_nights_tree_and_never_writes_into_the_live_one
 def test_a_night_from_last_nights_tree_reads_its_list_of_files_not_its_folders(
     night_one, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Staging starts as the tree the last swap moved aside, which nothing has touched since: its
-    manifest lists its files, and the permit folders' files are known from what the stages made,
+    """Staging starts as the tree the last swap moved aside, which nothing has touched since: the
+    live build's manifest says which of its files are shared with the live tree and which are not,
+    and the permit folders' files are known from what the stages made,
     so only the folders outside P/ are read. The manifest still lists exactly the files published,
     and a removed permit's files are gone."""
     data, out, cache = fresh_copy(night_one, tmp_path / "incremental")
@@ -292,12 +293,16 @@ def test_a_night_from_last_nights_tree_reads_its_list_of_files_not_its_folders(
         return walk(root, skip)
 
     monkeypatch.setattr(manifest, "inodes", spy)
+    own: list[Path] = []  # the moved-aside tree's own manifest: not needed, the live one says what it holds
+    monkeypatch.setattr(pipeline, "tree_of", lambda root: own.append(root) or manifest.tree_of(root))
     assert build(data, out, cache, options=Options(signs=False, allow_shrink=True)).published
+    assert own == []
     whole = [skip for name, skip in read if name == f".{out.name}.staging"]
     assert whole == [("P/",)]  # once, by the catalog, and not the permit folders
     listed = manifest.Manifest.read(out)
     assert listed is not None
     assert set(listed.outputs) == set(published(tree(out)))
+    assert manifest.tree_of(out) == walk(out)  # what a manifest without `prior` falls back on
     assert not (out / f"P/{gone.stem}").exists()
     _, cold_out, _ = fresh_copy(night_one, tmp_path / "cold")
     build(data, cold_out, tmp_path / "empty-cache", options=Options(signs=False, full=True, allow_shrink=True))

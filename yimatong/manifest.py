@@ -139,11 +139,32 @@ class Records(Mapping[str, dict[str, Any]]):
         return cls(data["rows"], data["row"], data["entry"])
 
 
+class Prior(NamedTuple):
+    """The tree a build replaced (the live tree while it ran; the next night's staging, moved aside
+    by the swap): its files that are also this build's (the same inode), and the rest."""
+
+    shared: set[str]
+    stale: list[str]
+
+
 @dataclass
 class Manifest:
     outputs: dict[str, Output] = field(default_factory=dict)
     records: Mapping[str, dict[str, Any]] = field(default_factory=dict)  # permit_no -> state
     as_of: str | None = None
+    prior: Prior | None = None  # unknown after a first build, or with the live tree on another disk
+
+    def prior_tree(self) -> dict[str, int] | None:
+        """What the tree this build replaced holds (path -> inode), for `Reuse` when that tree is
+        tonight's untouched staging: its shared files are this build's inodes, the others can be
+        no live file (-1). None when the manifest does not know."""
+        if self.prior is None:
+            return None
+        tree = {p: -1 for p in self.prior.stale}
+        for p in self.prior.shared:
+            inode = self.outputs[p].inode
+            tree[p] = -1 if inode is None else inode
+        return tree
 
     @classmethod
     def read(cls, out: Path) -> Manifest | None:
@@ -153,7 +174,12 @@ class Manifest:
             if outputs is None:
                 return None
             records = Records.of(data["records"]) if data["version"] == 1 else Records.load(data["records"])
-            return cls(outputs, records, data.get("as_of"))
+            prior = data.get("prior")
+            if prior is not None:
+                paths = data["outputs"]["path"]
+                shared = {p for p, flag in zip(paths, prior["shared"], strict=True) if flag}
+                prior = Prior(shared, prior["stale"])
+            return cls(outputs, records, data.get("as_of"), prior)
         except (OSError, ValueError, EOFError, KeyError, TypeError):
             return None
 
@@ -168,7 +194,10 @@ class Manifest:
             "inode": [o.inode for o in rows],
         }
         records = self.records if isinstance(self.records, Records) else Records.of(self.records)
-        data = {"version": VERSION, "as_of": self.as_of, "records": records.dump(), "outputs": outputs}
+        data: dict[str, Any] = {"version": VERSION, "as_of": self.as_of, "records": records.dump(), "outputs": outputs}
+        if self.prior is not None:
+            shared = self.prior.shared
+            data["prior"] = {"shared": [int(p in shared) for p in paths], "stale": sorted(self.prior.stale)}
         raw = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
         # Level 1: at 100,000 permits level 6 took 4 s longer for a file 15 % smaller.
         write_file(staging / MANIFEST, gzip.compress(raw, compresslevel=1, mtime=0))
@@ -246,7 +275,8 @@ class Reuse:
         if self.live is not None and _same_fs(self.live, staging):
             recorded = {p: o.inode for p, o in self.previous.outputs.items() if o.inode is not None}
             complete = len(recorded) == len(self.previous.outputs)
-            self.live_inodes = recorded if complete else inodes(self.live)
+            trusted = complete and _still(self.live, recorded)
+            self.live_inodes = recorded if trusted else inodes(self.live)
         self.base: set[str] = set()  # staging files shared with the live build, not yet asked for
         self.kept: set[str] = set()  # files asked for and already in staging
         self._made: set[str] = set()  # staging folders known to exist (a mkdir per link cost 12 s at 100k)
@@ -379,6 +409,7 @@ class Catalog:
     outputs: dict[str, Output]
     changed: set[str]  # new, or different bytes from the live build's
     removed: set[str]
+    prior: Prior | None = None  # the live tree's files, shared with staging's or not
 
 
 # Every file under these is made through `Reuse` (linked, or written under a key), so tonight's list
@@ -430,7 +461,24 @@ def catalog(
         outputs[path] = Output(digest, keys.get(path), dates.get(path), found[path])
         if old is None or old.sha256 != digest:
             changed.add(path)
-    return Catalog(outputs, changed, set(prev) - set(outputs))
+    prior = None
+    if live_inodes:  # the whole live tree, from its manifest or its folders
+        shared = {p for p in paths if live_inodes.get(p) == found[p]}
+        prior = Prior(shared, [p for p in live_inodes if p not in shared])
+    return Catalog(outputs, changed, set(prev) - set(outputs), prior)
+
+
+def _still(root: Path, recorded: dict[str, int], samples: int = 32) -> bool:
+    """Whether the tree's files are still the inodes its manifest recorded, by a few of them spread
+    over it: a copied or restored tree (cp -r, a backup) has new ones, and is then read anew."""
+    paths = list(recorded)  # in path order, as the manifest lists them
+    for p in paths[:: max(1, len(paths) // samples)]:
+        try:
+            if os.stat(f"{root}/{p}").st_ino != recorded[p]:
+                return False
+        except OSError:
+            return False
+    return True
 
 
 def _same_fs(a: Path, b: Path) -> bool:

@@ -84,7 +84,9 @@ def _build(data: Path, out: Path, cache: Path, progress: Progress | None, option
         while the loader's workers parse. Last night's moved-aside tree lists its own files; a
         killed run's leftover is read folder by folder."""
         previous = Manifest.read(out) if live else None
-        base = tree_of(staging) if pristine else None
+        base = None
+        if pristine:  # the live build's manifest says what its predecessor holds, or that one's own does
+            base = (previous.prior_tree() if previous else None) or tree_of(staging)
         last.append((previous, Reuse(None if options.full else live, previous, staging, base)))
 
     loaded = load(data, cache, options.workers, _stage(progress, "读取", "load"), meanwhile=last_night)
@@ -142,7 +144,7 @@ def _build(data: Path, out: Path, cache: Path, progress: Progress | None, option
 
     files = catalog(staging, live, previous, reuse.keys, reuse.dates, reuse)
     timer.lap("catalog")
-    manifest = Manifest(files.outputs, _records(loaded, rendered, carried), loaded.site.as_of.isoformat())
+    manifest = Manifest(files.outputs, _records(loaded, rendered, carried), loaded.site.as_of.isoformat(), files.prior)
     with ThreadPoolExecutor(1) as background:  # encoding the manifest overlaps the verifier's processes
         written = background.submit(manifest.write, staging)
         found = check(
