@@ -237,7 +237,9 @@ class Site:
     @classmethod
     def of(cls, base_url: str, paths: set[str], not_built: tuple[str, ...] = ()) -> Site:
         parts = urlsplit(base_url)
-        usccs = frozenset(m.group(1) for p in paths if p.startswith("P/") and (m := _PERMIT_DIR.match(p)))
+        # A permit's folder is "P/" and 22 characters: matched once per folder, not per file (430,000).
+        folders = {p[:25] for p in paths if p.startswith("P/")}
+        usccs = frozenset(m.group(1) for f in folders if (m := _PERMIT_DIR.match(f)))
         return cls(parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", base_url, paths, usccs, not_built)
 
     def target(self, url: str, page: str) -> str | None:
