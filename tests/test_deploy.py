@@ -526,3 +526,13 @@ def test_the_nightly_command_builds_verifies_publishes_and_uploads(endpoint: str
     again = deploy(out, "nightly-cron", endpoint, base_url="https://example.org/", client=client, log=lambda _: None)
     assert (again.uploaded, again.deleted, again.unchanged) == (0, 0, len(published(out)))
     assert published(out) <= set(listing(client, "nightly-cron"))
+
+
+def test_a_builds_files_get_the_headers_each_would_get_on_its_own(sample_build: tuple[BuildResult, Path]) -> None:
+    """The nightly hands deploy the build's hashes; a permit's files take their headers from another
+    permit's at the same place. Every file must still get exactly its own headers."""
+    out = sample_build[1]
+    built = {p: hashlib.sha256(b"x" + p.encode()).hexdigest() for p in published(out)}
+    fast = dp.local_files(out, need_md5=False, built=built)
+    assert sum(p.startswith("P/") for p in fast) > 100
+    assert fast == {p: dp._local(out, p, sha, -1, None) for p, sha in built.items()}

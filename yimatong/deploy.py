@@ -223,7 +223,7 @@ def local_files(
     the same lock (the nightly): nothing is walked, stat'ed or read then (sizes are filled in for
     the uploads only, see `_sized`)."""
     if built is not None and not need_md5:
-        return {p: _local(out, p, sha, -1, None) for p, sha in built.items() if not is_dot_path(p)}
+        return _built_files(out, built)
     manifest, written = read_manifest(out)
 
     def one(path: str) -> Local:
@@ -256,6 +256,26 @@ def _local(out: Path, path: str, sha: str, size: int, md5: str | None) -> Local:
             head = f.read(1024)
     ctype = content_type(path, head)
     return Local(path, sha, size, md5, ctype, cache_control(path), phase_of(path, ctype))
+
+
+def _built_files(out: Path, built: Mapping[str, str]) -> dict[str, Local]:
+    """`_local` for every file of a build. A permit's files ("P/" + 22 characters + "/…") get the
+    headers of any other permit's at the same place (no pattern looks inside the permit number):
+    worked out once per place, not 430,000 times."""
+    by_place: dict[str, Local] = {}
+    files: dict[str, Local] = {}
+    for path, sha in built.items():
+        place = path[24:]
+        if path.startswith("P/") and place[:1] == "/" and "." not in path[2:24] and not path.endswith(".xml"):
+            if "/." in place:
+                continue
+            m = by_place.get(place)
+            if m is None:
+                m = by_place[place] = _local(out, path, sha, -1, None)
+            files[path] = Local(path, sha, -1, None, m.content_type, m.cache_control, m.phase)
+        elif not is_dot_path(path):
+            files[path] = _local(out, path, sha, -1, None)
+    return files
 
 
 def _sized(out: Path, items: list[Local]) -> list[Local]:
@@ -580,17 +600,21 @@ def deploy(
         log(result.summary())
         return result
 
-    for phase in (ASSETS, PAGES, ENTRIES):
-        # Largest first: a 200 MB zip started last would upload alone while the other workers idle.
-        items = sorted((u for u in plan.uploads if u.phase == phase), key=lambda u: -u.size)
-        failures = run_all(items, lambda item: put(client, bucket, out, item, workers=workers), workers)
-        if failures:
-            path, err = failures[0]
-            raise DeployError(
-                f"上传 {path} 失败（{err}）；共 {len(failures)} 个失败，已停止：未删除任何对象，部署状态未更新"
-            )
-    failed = delete(client, bucket, plan.deletes) if plan.deletes else []
-    state = _next_state(plan, local, dict(failed))
+    # The state the bucket will be in once all goes well, encoded (3 s at 430,000 files) while the
+    # uploads wait on the network; written only after they all succeeded.
+    with ThreadPoolExecutor(1) as background:
+        hoped = background.submit(_next_state, plan, local, {})
+        for phase in (ASSETS, PAGES, ENTRIES):
+            # Largest first: a 200 MB zip started last would upload alone while the other workers idle.
+            items = sorted((u for u in plan.uploads if u.phase == phase), key=lambda u: -u.size)
+            failures = run_all(items, lambda item: put(client, bucket, out, item, workers=workers), workers)
+            if failures:
+                path, err = failures[0]
+                raise DeployError(
+                    f"上传 {path} 失败（{err}）；共 {len(failures)} 个失败，已停止：未删除任何对象，部署状态未更新"
+                )
+        failed = delete(client, bucket, plan.deletes) if plan.deletes else []
+        state = _next_state(plan, local, dict(failed)) if failed else hoped.result()
     if state != remote.raw:
         try:
             client.put_object(
