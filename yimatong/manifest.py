@@ -169,7 +169,7 @@ class Manifest:
     @classmethod
     def read(cls, out: Path) -> Manifest | None:
         try:
-            data = json.loads(gzip.decompress((out / MANIFEST).read_bytes()))
+            data = _raw(out)
             outputs = outputs_of(data)
             if outputs is None:
                 return None
@@ -237,12 +237,18 @@ def _json_parts(value: Any) -> Iterator[str]:
         yield _dumps(value)
 
 
+def _raw(root: Path) -> dict[str, Any]:
+    """The manifest of the tree at `root`, as stored."""
+    return json.loads(gzip.decompress((root / MANIFEST).read_bytes()))
+
+
 def tree_of(root: Path) -> dict[str, int] | None:
     """The files of a build tree (path -> inode) as its own manifest lists them, or None when it does
-    not list them all. Only for a tree nothing has written to since (`publish.Staging.pristine`):
-    reading the manifest costs a second; reading 320,000 folders the page cache has lost, minutes."""
+    not list them all (the fallback where the live manifest has no `prior`). Only for a tree
+    nothing has written to since (`publish.Staging.pristine`): reading the manifest costs a second;
+    reading 320,000 folders the page cache has lost, minutes."""
     try:
-        data = json.loads(gzip.decompress((root / MANIFEST).read_bytes()))
+        data = _raw(root)
         if data["version"] != VERSION:
             return None
         paths, numbers = data["outputs"]["path"], data["outputs"].get("inode")
@@ -290,7 +296,8 @@ class Reuse:
     def __init__(
         self, live: Path | None, previous: Manifest | None, staging: Path, base: dict[str, int] | None = None
     ) -> None:
-        """`base`: what staging holds (path -> inode) when known without reading its folders (`tree_of`)."""
+        """`base`: what staging holds (path -> inode) when known without reading its folders
+        (`Manifest.prior_tree`, `tree_of`)."""
         self.live = live if previous is not None else None
         self.previous = previous or Manifest()
         self.staging = staging

@@ -60,7 +60,7 @@ def staging_dir(out: Path) -> Path:
 
 class Staging(NamedTuple):
     path: Path
-    pristine: bool  # the tree the last swap moved aside, untouched since: its manifest lists its files
+    pristine: bool  # the tree the last swap moved aside, untouched since: manifests say what it holds
 
 
 def begin(out: Path) -> Staging:
