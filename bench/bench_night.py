@@ -122,7 +122,14 @@ def watch(pid: int, peaks: dict[str, float]) -> None:
         time.sleep(0.2)
 
 
-def night(n: int, change: str, bucket: bool, code: Path = ROOT, profile: Path | None = None) -> dict:
+def night(
+    n: int,
+    change: str,
+    bucket: bool,
+    code: Path = ROOT,
+    profile: Path | None = None,
+    spy_options: tuple[str, ...] = ("--idle",),
+) -> dict:
     work = ROOT / "bench" / "out" / "nightly" / str(n) / "ours-nosigns"
     data, out, cache = work / "data", work / "public", work / "cache"
     flipped = flip(data, ROOT / "bench" / "out" / f"data-{n}", change)
@@ -139,8 +146,9 @@ def night(n: int, change: str, bucket: bool, code: Path = ROOT, profile: Path | 
 
         seed(dp.make_client(endpoint), out, outputs(out))
         command += ["--bucket", BUCKET, "--endpoint", endpoint]
-    if profile is not None:  # py-spy's collapsed stacks, idle (disk) waits included: see where time goes
-        spy = [str(Path(sys.executable).with_name("py-spy")), "record", "--idle", "--format", "raw", "-o", str(profile)]
+    if profile is not None:  # py-spy's raw stacks: see where the time goes
+        spy = [str(Path(sys.executable).with_name("py-spy")), "record", *spy_options, "--format", "raw"]
+        spy += ["-o", str(profile)]
         command = [*spy, "--", *command]
     try:
         started = time.perf_counter()
@@ -192,9 +200,16 @@ def main() -> None:
         " change to the checkout's code would make the first night re-render what it touches)",
     )
     ap.add_argument("--profile", type=Path, help="record the night with py-spy (pip install py-spy) into this file")
+    ap.add_argument(
+        "--spy-options",
+        default="--idle",
+        help="py-spy's options for --profile: '--idle' (waits included, one process) or"
+        " '--subprocesses --threads' (CPU only, the workers too)",
+    )
     args = ap.parse_args()
     for _ in range(args.runs):
-        result = night(args.n, args.change, args.bucket, args.code.resolve(), args.profile)
+        spy = tuple(args.spy_options.split())
+        result = night(args.n, args.change, args.bucket, args.code.resolve(), args.profile, spy)
         print(json.dumps(result, ensure_ascii=False), flush=True)
 
 

@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from . import heap
 from .errors import YimatongError
 from .manifest import outputs_of, walk
 
@@ -319,13 +320,16 @@ def encode_state(objects: dict[str, Remote], retired: dict[str, float]) -> bytes
 
 
 def decode_state(data: bytes) -> tuple[dict[str, Remote], dict[str, float]]:
-    body = json.loads(gzip.decompress(data))
-    if body.get("format") != STATE_FORMAT:
-        raise ValueError(f"unknown state format {body.get('format')!r}")
-    headers = [tuple(h) for h in body["headers"]]
-    objects = {
-        str(p): Remote(str(sha), None, None, headers[h] if h >= 0 else None) for p, (sha, h) in body["objects"].items()
-    }
+    raw = gzip.decompress(data)
+    with heap.acyclic():
+        body = json.loads(raw)
+        if body.get("format") != STATE_FORMAT:
+            raise ValueError(f"unknown state format {body.get('format')!r}")
+        headers = [tuple(h) for h in body["headers"]]
+        objects = {
+            str(p): Remote(str(sha), None, None, headers[h] if h >= 0 else None)
+            for p, (sha, h) in body["objects"].items()
+        }
     retired = {str(p): float(t) for p, t in body.get("retired", {}).items() if p in objects}
     return objects, retired
 
@@ -546,6 +550,7 @@ class DeployReport:
         )
 
 
+@heap.batch()
 def deploy(
     out: Path,
     bucket: str,
@@ -577,6 +582,7 @@ def deploy(
     now = time.time()
     plan = make_plan(local, remote, now, keep_replaced)
     plan.uploads = _sized(out, plan.uploads)
+    heap.keep()  # the remote state and the plan live till the end: no collection walks them again
     purge = urls_of([u.path for u in plan.uploads] + plan.deletes, base_url)
 
     def report(seconds: float, written: Path | None) -> DeployReport:

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from . import explain, yamlread
+from . import explain, heap, yamlread
 from .errors import Problem, YimatongError
 from .identifiers import city_code
 from .public import public_view
@@ -248,6 +248,7 @@ def load(
     cache_dir.mkdir(parents=True, exist_ok=True)
     store = RecordStore(cache_dir)
     index, seen = _read_index(cache_dir)
+    heap.keep()  # last run's outcomes, kept all run: not walked by collections, shared by the workers
     held = store.digests()
     known = frozenset(d for d in index if index[d][0] is None or d in held)
     _JOB = _Job(data_dir, store, known, site.max_file_bytes, seen, time.time_ns())

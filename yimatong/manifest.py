@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from . import heap
 from .publish import write_file
 
 HASH_THREADS = 8
@@ -239,7 +240,9 @@ def _json_parts(value: Any) -> Iterator[str]:
 
 def _raw(root: Path) -> dict[str, Any]:
     """The manifest of the tree at `root`, as stored."""
-    return json.loads(gzip.decompress((root / MANIFEST).read_bytes()))
+    raw = gzip.decompress((root / MANIFEST).read_bytes())
+    with heap.acyclic():
+        return json.loads(raw)
 
 
 def tree_of(root: Path) -> dict[str, int] | None:

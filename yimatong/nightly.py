@@ -14,7 +14,7 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from . import publish
+from . import heap, publish
 from .errors import YimatongError
 from .pipeline import BuildResult, Options, Progress, VerificationFailed, build, tidy
 
@@ -28,7 +28,7 @@ def run(
     args: argparse.Namespace, options: Options, progress: Progress | None, show: Callable[[BuildResult], None]
 ) -> int:
     started = time.perf_counter()
-    with publish.exclusive(args.out):
+    with publish.exclusive(args.out), heap.batch():  # the build and the deploy: one run
         return _run(args, options, progress, show, started)
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import changes, docs, feed, opendata, pages, publish, search, signs, urls, verify
+from . import changes, docs, feed, heap, opendata, pages, publish, search, signs, urls, verify
 from .errors import Problem, YimatongError
 from .load import Entry, Loaded, load
 from .manifest import Catalog, Manifest, Records, Reuse, catalog, tree_of
@@ -55,6 +55,7 @@ class VerificationFailed(YimatongError):
         self.result = result
 
 
+@heap.batch()
 def build(
     data: Path,
     out: Path,
@@ -83,11 +84,13 @@ def _build(data: Path, out: Path, cache: Path, progress: Progress | None, option
         """The live build's manifest, and staging cleared of what is not the live build's: run
         while the loader's workers parse. Last night's moved-aside tree lists its own files; a
         killed run's leftover is read folder by folder."""
-        previous = Manifest.read(out) if live else None
-        base = None
-        if pristine:  # the live build's manifest says what its predecessor holds, or that one's own does
-            base = (previous.prior_tree() if previous else None) or tree_of(staging)
-        last.append((previous, Reuse(None if options.full else live, previous, staging, base)))
+        with heap.acyclic():  # plain containers, a few million: no collection needed while they grow
+            previous = Manifest.read(out) if live else None
+            base = None
+            if pristine:  # the live build's manifest says what its predecessor holds, or that one's own does
+                base = (previous.prior_tree() if previous else None) or tree_of(staging)
+            last.append((previous, Reuse(None if options.full else live, previous, staging, base)))
+        heap.keep()
 
     loaded = load(data, cache, options.workers, _stage(progress, "读取", "load"), meanwhile=last_night)
     previous, reuse = last[0]
@@ -363,3 +366,4 @@ class _Timer:
         now = time.perf_counter()
         self.laps[name] = round(now - self._t, 3)
         self._t = now
+        heap.keep()  # what a stage made is kept until the run ends: no collection walks it again
