@@ -19,7 +19,8 @@ and with `--bucket` also uploads to moto's S3 server (its own process on 127.0.0
 state object that says the bucket holds the output as it was before the night (see bench_deploy.py).
 Measured: wall time, stage seconds (the nightly's report), peak memory of the process tree as PSS
 (proportional set size: a page shared by the forked workers counts once, split between them) and
-as the sum of RSS (each process counts it in full), and the main process's peak RSS. Each run is
+as the sum of RSS (each process counts it in full), the main process's peak RSS, and the peak PSS
+within each stage. Each run is
 appended to bench/out/nightly/N/nights.json; the table is written by hand to RESULTS.md.
 """
 
@@ -99,9 +100,13 @@ def _rollup(pid: int) -> dict[str, int]:
     return out
 
 
-def watch(pid: int, peaks: dict[str, float]) -> None:
+# The nightly's stages in the order they run (its report lists them by name).
+STAGES = ("load", "changes", "pages", "search", "open data", "signs", "catalog", "verify", "swap", "deploy", "tidy")
+
+
+def watch(pid: int, peaks: dict[str, float], timeline: list[tuple[float, float]] | None = None) -> None:
     """Poll the process tree's memory every 0.2 s until it exits (kB → MB in `peaks`; `pss_at`:
-    seconds from the start to the PSS peak, to tell which stage it was)."""
+    seconds from the start to the PSS peak; `timeline`: (seconds, PSS MB) of every poll)."""
     started = time.perf_counter()
     while os.path.exists(f"/proc/{pid}"):
         tree, stack = [], [pid]
@@ -111,6 +116,8 @@ def watch(pid: int, peaks: dict[str, float]) -> None:
             stack += _children(p)
         rolls = [_rollup(p) for p in tree]
         pss = sum(r.get("Pss", 0) for r in rolls)
+        if timeline is not None:
+            timeline.append((time.perf_counter() - started, pss / 1024))
         if pss / 1024 > peaks.get("pss", 0.0):
             peaks["pss_at"] = round(time.perf_counter() - started)
         for key, value in (
@@ -120,6 +127,22 @@ def watch(pid: int, peaks: dict[str, float]) -> None:
         ):
             peaks[key] = max(peaks.get(key, 0.0), value / 1024)
         time.sleep(0.2)
+
+
+def stage_peaks(timeline: list[tuple[float, float]], seconds: dict[str, float], wall: float) -> dict[str, int]:
+    """Peak PSS (MB) per stage: the report's stage seconds laid end to end, after the start-up the
+    report does not count (wall minus its total)."""
+    at = max(0.0, wall - seconds.get("total", wall))
+    peaks: dict[str, int] = {}
+    for stage in STAGES:
+        if stage not in seconds:
+            continue
+        end = at + seconds[stage]
+        inside = [mb for t, mb in timeline if at <= t < end]
+        if inside:
+            peaks[stage] = round(max(inside))
+        at = end
+    return peaks
 
 
 def night(
@@ -154,7 +177,8 @@ def night(
         started = time.perf_counter()
         proc = subprocess.Popen(command, cwd=code, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         peaks: dict[str, float] = {}
-        watcher = threading.Thread(target=watch, args=(proc.pid, peaks), daemon=True)
+        timeline: list[tuple[float, float]] = []
+        watcher = threading.Thread(target=watch, args=(proc.pid, peaks, timeline), daemon=True)
         watcher.start()
         _, err = proc.communicate()
         wall = time.perf_counter() - started
@@ -173,6 +197,7 @@ def night(
         "load_before": load,
         "peak_mb": {k: round(v) for k, v in peaks.items()},
         "seconds": report.get("seconds"),
+        "pss_by_stage": stage_peaks(timeline, report.get("seconds") or {}, wall),
         "files": report.get("files"),
         "pages": report.get("pages"),
         "upload": report.get("upload"),

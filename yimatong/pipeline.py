@@ -90,7 +90,7 @@ def _build(data: Path, out: Path, cache: Path, progress: Progress | None, option
             if pristine:  # the live build's manifest says what its predecessor holds, or that one's own does
                 base = (previous.prior_tree() if previous else None) or tree_of(staging)
             last.append((previous, Reuse(None if options.full else live, previous, staging, base)))
-        heap.keep()
+        heap.keep(collect=False)  # made while the collector was off: no cycles in it to find
 
     loaded = load(data, cache, options.workers, _stage(progress, "读取", "load"), meanwhile=last_night)
     previous, reuse = last[0]
