@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_deploy import BUCKET, CREDENTIALS, moto_server, outputs, seed  # noqa: E402
-from bench.bench_nightly import chosen, load_average, renamed  # noqa: E402
+from bench.bench_nightly import chosen, load_average, renamed, rollup  # noqa: E402
 
 _VALUES = re.compile(r"^(      values: \[)([^\]]*)(\])$", re.M)
 _ADDRESS = re.compile(r"^(  address: )(.+)$", re.M)
@@ -87,19 +87,6 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
-def _rollup(pid: int) -> dict[str, int]:
-    out: dict[str, int] = {}
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                parts = line.split()
-                if parts[0] in ("Rss:", "Pss:"):
-                    out[parts[0][:-1]] = int(parts[1])
-    except OSError:
-        pass
-    return out
-
-
 # The nightly's stages in the order they run (its report lists them by name).
 STAGES = ("load", "changes", "pages", "search", "open data", "signs", "catalog", "verify", "swap", "deploy", "tidy")
 
@@ -114,7 +101,7 @@ def watch(pid: int, peaks: dict[str, float], timeline: list[tuple[float, float]]
             p = stack.pop()
             tree.append(p)
             stack += _children(p)
-        rolls = [_rollup(p) for p in tree]
+        rolls = [rollup(p) for p in tree]
         pss = sum(r.get("Pss", 0) for r in rolls)
         if timeline is not None:
             timeline.append((time.perf_counter() - started, pss / 1024))

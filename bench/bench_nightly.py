@@ -121,15 +121,18 @@ def _proc_kb(pid: int, key: str) -> int:
     return 0
 
 
-def _pss_kb(pid: int) -> int:
+def rollup(pid: int) -> dict[str, int]:
+    """A process's RSS and PSS in kB (PSS: a page it shares with other processes counts in part)."""
+    out: dict[str, int] = {}
     try:
         with open(f"/proc/{pid}/smaps_rollup", encoding="ascii", errors="replace") as f:
             for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
+                parts = line.split()
+                if parts[0] in ("Rss:", "Pss:"):
+                    out[parts[0][:-1]] = int(parts[1])
+    except OSError:
         pass
-    return 0
+    return out
 
 
 def _cpu_ticks(pid: int) -> int:
@@ -171,7 +174,7 @@ def measure(command: list[str], limit_mb: float | None = None, cwd: Path = ROOT)
             ticks.update((p, max(ticks.get(p, 0), _cpu_ticks(p))) for p in pids)
             peak = max(peak, sum(_proc_kb(p, "VmRSS:") for p in pids) / 1024)
             largest = max([largest, *(_proc_kb(p, "VmHWM:") / 1024 for p in pids)])
-            pss = max(pss, sum(_pss_kb(p) for p in pids) / 1024)
+            pss = max(pss, sum(rollup(p).get("Pss", 0) for p in pids) / 1024)
             if limit_mb and peak > limit_mb:
                 for p in reversed(pids):
                     with contextlib.suppress(ProcessLookupError):

@@ -586,6 +586,6 @@ def _sha256_all(root: Path, paths: list[str]) -> list[str]:
         return [digest for part in pool.map(batch, parts) for digest in part]
 
 
-def _sha256(path: str | Path) -> str:
+def _sha256(path: str) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
