@@ -3,7 +3,7 @@
 (function () {
   'use strict';
   var meta = JSON.parse(document.getElementById('search-meta').textContent);
-  var base = 'i/' + meta.version + '/';
+  var base = 'i/';
   var PAGE = 20;
   var form = document.getElementById('search-form');
   var input = document.getElementById('q');
@@ -16,6 +16,7 @@
   var cache = new Map();
   var run = 0; // the latest search; older ones stop when they see it changed
   var shown = null;
+  var industryName = new Map(meta.industries);
 
   function fetchFile(path, json) {
     if (!cache.has(path)) {
@@ -25,6 +26,13 @@
       }));
     }
     return cache.get(path);
+  }
+  // A numbered file (s/, r/, c/, x/) by its content name, which its directory gives.
+  function numbered(kind, n, json) {
+    var g = Math.floor(n / meta.dir);
+    return fetchFile('d/' + kind + '-' + g + '.' + meta.dirs[kind][g] + '.json', true).then(function (names) {
+      return fetchFile(kind + '/' + n + '.' + names[n % meta.dir] + (json ? '.json' : '.bin'), json);
+    });
   }
 
   // --- text, as yimatong.search.normalise_name and fnv1a -------------------------------------
@@ -44,21 +52,21 @@
     do { c = this.b[this.o++]; x += (c & 0x7f) * mul; mul *= 128; } while (c & 0x80);
     return x;
   };
-  // An id set as a bitmap over all ids (one byte each: simple and fast at 100,000 ids).
+  // An id set as a bitmap over all ids (one byte each: simple and fast at 100,000 enterprises).
   Reader.prototype.ids = function () {
-    var kind = this.b[this.o++], set = new Uint8Array(meta.n), i;
+    var kind = this.b[this.o++], set = new Uint8Array(meta.space), i;
     if (kind === 0) {
       for (var n = this.v(), id = -1; n > 0; n--) { id += this.v() + 1; set[id] = 1; }
     } else {
       var size = this.v(), at = this.o;
-      for (i = 0; i < size * 8 && i < meta.n; i++) set[i] = (this.b[at + (i >> 3)] >> (i & 7)) & 1;
+      for (i = 0; i < size * 8 && i < meta.space; i++) set[i] = (this.b[at + (i >> 3)] >> (i & 7)) & 1;
       this.o += size;
     }
     return set;
   };
 
   function shard(n) {
-    return fetchFile('s/' + n + '.bin').then(function (bytes) {
+    return numbered('s', n, false).then(function (bytes) {
       var r = new Reader(bytes), out = new Map();
       for (var count = r.v(); count > 0; count--) {
         var bg = String.fromCodePoint(r.v(), r.v()), masks = new Map(), id = -1;
@@ -82,8 +90,9 @@
   }
 
   // --- matching -----------------------------------------------------------------------------
-  // A term's matches: Map(id → {tier: 0 name starts with it, 1 contains it, 2 in the place; sure}).
-  // `sure` is false where a heavy bigram's place was not checked: the name is checked when shown.
+  // A term's matches: Map(id → {tier: 0 name starts with it, 1 contains it, 2 in the place; at: where
+  // in the name (earliest; 31 when not known); sure}). `sure` is false where a heavy bigram's place
+  // was not checked: the name is checked when shown.
   async function nameMatches(term) {
     var chars = Array.from(term), at = cover(chars);
     var lists = await Promise.all(at.map(function (i) { return postings(chars[i] + chars[i + 1]); }));
@@ -112,7 +121,8 @@
       // Heavy bigrams carry no positions: sure only alone, or first and pinned to the start.
       var sure = !unknown && (lists.length === 1 || !heavy ||
         (heavy === 1 && !first.masks && bits === 1 && first.start[id] === 1));
-      out.set(id, {tier: prefix ? 0 : 1, sure: sure});
+      var at0 = bits === 0x7fffffff ? 31 : 31 - Math.clz32(bits & -bits); // the lowest bit
+      out.set(id, {tier: prefix ? 0 : 1, at: prefix ? 0 : at0, sure: sure});
     }
     return out;
   }
@@ -146,23 +156,26 @@
   }
 
   function filterSet(kind, value) {
-    return fetchFile('f/' + kind + '-' + value + '.bin').then(function (b) { return new Reader(b).ids(); }, function () {
-      return new Uint8Array(meta.n); // no enterprise has this value
+    return fetchFile('d/f.' + meta.dirs.f + '.json', true).then(function (names) {
+      var name = kind + '-' + value;
+      if (!Object.prototype.hasOwnProperty.call(names, name)) return new Uint8Array(meta.space); // no enterprise has it
+      return fetchFile('f/' + name + '.' + names[name] + '.bin').then(function (b) { return new Reader(b).ids(); });
     });
   }
 
-  // Codes: permit numbers sorted (c/) and sorted reversed (x/), CODES a file, each file's first
-  // key in keys.json: a prefix is a range of files, fetched as far as results are shown.
+  // Codes: permit numbers sorted (c/) and sorted reversed (x/), each file's first key and count in
+  // keys.json: a prefix is a range of files, fetched as far as results are shown.
   async function codeRange(folder, prefix) {
-    var keys = frontDecode(await fetchFile(folder + '/keys.json', true));
+    var rows = await fetchFile(folder + '/keys.' + meta.keys[folder] + '.json', true), keys = frontDecode(rows);
     var lo = 0;
     while (lo + 1 < keys.length && keys[lo + 1] < prefix) lo++;
     var hi = lo;
     while (hi + 1 < keys.length && keys[hi + 1].startsWith(prefix)) hi++;
-    return {folder: folder, prefix: prefix, lo: lo, hi: hi};
+    var counts = rows.map(function (r) { return r[2]; });
+    return {folder: folder, prefix: prefix, lo: lo, hi: hi, counts: counts};
   }
   async function codeFile(range, f) {
-    var rows = await fetchFile(range.folder + '/' + f + '.json', true), prev = '', out = [];
+    var rows = await numbered(range.folder, f, true), prev = '', out = [];
     for (var row of rows) {
       prev = prev.slice(0, row[0]) + row[1];
       if (prev.startsWith(range.prefix)) out.push([prev, row[2]]);
@@ -186,8 +199,8 @@
     if (code.length >= 8) {
       var c = await codeRange('c', code);
       var edges = await Promise.all([codeFile(c, c.lo), codeFile(c, c.hi)]);
-      var middle = Math.max(0, c.hi - c.lo - 1);
-      total = edges[0].length + (c.hi > c.lo ? edges[1].length : 0) + middle * meta.codesPerFile;
+      var middle = c.counts.slice(c.lo + 1, Math.max(c.lo + 1, c.hi)).reduce(function (a, b) { return a + b; }, 0);
+      total = edges[0].length + (c.hi > c.lo ? edges[1].length : 0) + middle;
       var rows = edges[0];
       var next = c.lo + 1;
       if (all) {
@@ -271,14 +284,15 @@
     if (found) {
       found.forEach(function (v, id) { if (sets.every(function (set) { return set[id]; })) order.push(id); });
     } else {
-      for (var i = 0; i < meta.n; i++) if (sets.every(function (set) { return set[i]; })) order.push(i);
+      for (var i = 0; i < meta.space; i++) if (sets.every(function (set) { return set[i]; })) order.push(i);
       found = new Map();
     }
-    // By tier, then codes in code order (their rank), names in name order (ids follow names).
-    var none = {tier: 0};
+    // By tier, then codes in code order (their rank), names by where the query is in them; then by id
+    // (a hash of the permit number: no order a reader would look for, but a stable one).
+    var none = {tier: 0, at: 0};
     order.sort(function (a, b) {
       var x = found.get(a) || none, y = found.get(b) || none;
-      return x.tier - y.tier || (x.rank === undefined ? a - b : x.rank - y.rank);
+      return x.tier - y.tier || (x.rank === undefined ? (x.at || 0) - (y.at || 0) : x.rank - y.rank) || a - b;
     });
     var approx = order.some(function (id) { return found.has(id) && !found.get(id).sure; });
     return {order: order, found: found, terms: terms, places: places, approx: approx, feed: feed,
@@ -288,14 +302,17 @@
     var out = new Map();
     a.forEach(function (v, id) {
       var w = b.get(id);
-      if (w) out.set(id, {tier: Math.max(v.tier, w.tier === 2 ? 2 : v.tier), sure: v.sure && w.sure});
+      if (w) out.set(id, {tier: Math.max(v.tier, w.tier === 2 ? 2 : v.tier), at: v.at, sure: v.sure && w.sure});
     });
     return out;
   }
 
+  // [permit, name, city, county, industry code, category, status, credit] of an id.
   function record(id) {
-    return fetchFile('r/' + Math.floor(id / meta.perFile) + '.json', true).then(function (rows) {
-      return rows[id % meta.perFile];
+    return numbered('r', Math.floor(id / meta.span), true).then(function (rows) {
+      var offset = id % meta.span, row = rows.find(function (r) { return r[0] === offset; });
+      if (!row) throw new Error('missing record ' + id);
+      return row.slice(1);
     });
   }
 
@@ -325,6 +342,10 @@
       }
     }
     if (me !== run) return;
+    if (st.terms.length === 1 && list.childElementCount === 0) { // a whole-name match leads the first page
+      var whole = picked.filter(function (r) { return normalise(r[1]) === st.terms[0]; });
+      picked = whole.concat(picked.filter(function (r) { return whole.indexOf(r) < 0; }));
+    }
     for (var rec of picked) list.appendChild(item(rec));
     var total = st.total;
     if (!total) {
@@ -351,7 +372,7 @@
     var line = document.createElement('span');
     line.className = 'muted';
     var credit = rec[7] >= 0 ? ' · 信用：' + meta.credits[rec[7]] : '';
-    line.textContent = meta.industries[rec[4]][1] + ' · ' + (meta.categories[rec[5]] || [''])[0] + credit + ' · ' + rec[0];
+    line.textContent = (industryName.get(rec[4]) || rec[4]) + ' · ' + (meta.categories[rec[5]] || [''])[0] + credit + ' · ' + rec[0];
     var where = document.createElement('span');
     where.className = 'place';
     where.textContent = place;

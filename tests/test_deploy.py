@@ -166,7 +166,7 @@ def first(
     out = copy_site(sample_build[1], tmp_path_factory.mktemp("first") / "public")
     client = new_bucket(endpoint, "first")
     client.put_object(Bucket="first", Key="old/stale.html", Body=b"<p>old</p>")
-    client.put_object(Bucket="first", Key="search/i/0123456789ab/s/0.bin", Body=b"\x00")
+    client.put_object(Bucket="first", Key="search/i/s/0.0123456789.bin", Body=b"\x00")
     calls = Calls(client)
     report = deploy(out, "first", endpoint, base_url=base_url, client=client, log=lambda _: None)
     return First(out, client, "first", report, calls)
@@ -182,7 +182,7 @@ def expected_headers(key: str) -> tuple[str, str]:
     if key == "feed.xml":
         ctype = "application/atom+xml; charset=utf-8"
     if key.startswith("search/i/") or re.fullmatch(r"search/search\.[0-9a-f]+\.js", key):
-        return ctype, LONG  # content-addressed: the search page names its version
+        return ctype, LONG  # content-named: the search page names them, through its directories
     dated = re.search(r"[0-9]{4}-[0-9]{2}", key) is not None  # the monthly archive's snapshots
     return ctype, DAY if ext in ("pdf", "zip") and dated else SHORT
 
@@ -194,7 +194,7 @@ def test_first_deploy_publishes_every_file_with_its_headers(first: First, base_u
     keys = set(listing(first.client, first.bucket))
     # the old page is gone; the old search index stays a while (a cached search page may read it)
     assert "old/stale.html" not in keys
-    assert keys == files | {STATE_KEY, "search/i/0123456789ab/s/0.bin"}
+    assert keys == files | {STATE_KEY, "search/i/s/0.0123456789.bin"}
     assert [k for k in keys if k.startswith(".") or "/." in k] == [STATE_KEY]
     assert (first.report.deleted, first.report.kept) == (1, 1)
 
@@ -315,7 +315,7 @@ def test_a_changed_enterprise_moves_only_its_objects(
     assert {k for k in deleted if k.startswith("P/")} == {f"P/{GONE}/index.html", f"P/{GONE}/data.json"}
     assert {f"signs/{GONE}/{GONE}-gate-450x620.pdf"} <= deleted  # its signs (and a county batch it was alone in)
     assert not {k for k in deleted if k.count("/") > 1 and k.split("/")[1] in permits - {GONE}}
-    # the rest: lists, downloads, the search index's new version; a small part of the site
+    # the rest: lists, downloads, the search files that name it; a small part of the site
     outside_search = {k for k in uploaded if not k.startswith("search/i/")}
     total = len(published(out))
     assert len(outside_search) < 0.05 * total, sorted(outside_search)
@@ -517,10 +517,9 @@ def test_the_nightly_command_builds_verifies_publishes_and_uploads(endpoint: str
     assert permit_pages and all(f"/P/{file.stem}/" in u for u in permit_pages)
     body = client.get_object(Bucket="nightly-cron", Key=f"P/{file.stem}/index.html")["Body"].read().decode()
     assert "夜间改名测试有限公司" in body
-    # besides the search index (a new version directory whenever a name changes: see search.py), only
-    # a few files move: the enterprise's pages and data.json, the list pages that show it, the zips
-    not_search = {u for u in uploaded if "/search/i/" not in u}
-    assert len(not_search) < len(published(out)) * 0.1
+    # a few files move: the enterprise's pages and data.json, the list pages that show it, the zips,
+    # and the search files that hold its name
+    assert len(uploaded) < len(published(out)) * 0.1
     # The nightly handed deploy the build's own hashes (no file read); a plain deploy, which walks
     # and checks the output itself, finds the bucket already holding exactly the site.
     again = deploy(out, "nightly-cron", endpoint, base_url="https://example.org/", client=client, log=lambda _: None)

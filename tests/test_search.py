@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import re
 import shutil
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -133,21 +134,29 @@ def _read_shard(data: bytes) -> dict[str, dict[int, int]]:
     return out
 
 
+def index_file(folder: Path, meta: dict[str, Any], kind: str, n: int, ext: str) -> bytes:
+    """A numbered index file, found as the client finds it: by the name its directory gives."""
+    g = n // meta["dir"]
+    names = json.loads((folder / f"d/{kind}-{g}.{meta['dirs'][kind][g]}.json").read_bytes())
+    return (folder / f"{kind}/{n}.{names[n % meta['dir']]}.{ext}").read_bytes()
+
+
 def test_every_bigram_of_every_name_is_indexed_at_its_positions(search_sample: SearchSite) -> None:
     """Reads the written files back: each name's bigrams are in their shard with the right position
-    bits, or in a heavy bigram's file; ids follow the names' order; every record is where its id says."""
-    folder = next((search_sample.public / "search" / "i").iterdir())
+    bits, or in a heavy bigram's file; every record is where its id says."""
+    folder = search_sample.public / "search" / "i"
     meta = search_sample.meta
-    docs = sorted(search_sample.rows, key=lambda r: (search.normalise_name(r.name), r.permit_no))
-    shards = {n: _read_shard((folder / f"s/{n}.bin").read_bytes()) for n in range(meta["shards"])}
-    for i, row in enumerate(docs):
-        record = json.loads((folder / f"r/{i // meta['perFile']}.json").read_text(encoding="utf-8"))
-        assert record[i % meta["perFile"]][0] == row.permit_no
+    ids = search.assign_ids(r.permit_no for r in search_sample.rows)
+    shards = {n: _read_shard(index_file(folder, meta, "s", n, "bin")) for n in range(meta["shards"])}
+    for row in search_sample.rows:
+        i = ids[row.permit_no]
+        record = json.loads(index_file(folder, meta, "r", i // meta["span"], "json"))
+        assert [r[1] for r in record if r[0] == i % meta["span"]] == [row.permit_no]
         key = search.normalise_name(row.name)
         for pos, bg in enumerate(search.bigrams(key)):
             if bg in meta["heavy"]:
-                ids, _ = search.decode_ids((folder / f"h/{meta['heavy'][bg]}.bin").read_bytes())
-                assert i in ids
+                having, _ = search.decode_ids((folder / f"h/{meta['heavy'][bg]}.bin").read_bytes())
+                assert i in having
             else:
                 mask = shards[search.shard_of(bg, meta["shards"])][bg][i]
                 assert mask == search.UNKNOWN_MASK or mask >> pos & 1, (row.name, bg, pos)
@@ -164,16 +173,33 @@ def test_heavy_bigrams_keep_their_sets_and_starts(tmp_path: Path, search_sample:
     finally:
         search.HEAVY_MIN, search.HEAVY_SHARE = old
     assert stats.heavy > 0
-    folder = tmp_path / "search" / "i" / stats.version
-    docs = sorted(rows, key=lambda r: (search.normalise_name(r.name), r.permit_no))
-    keys = [search.normalise_name(r.name) for r in docs]
+    folder = tmp_path / "search" / "i"
+    ids = search.assign_ids(r.permit_no for r in rows)
+    keys = {ids[r.permit_no]: search.normalise_name(r.name) for r in rows}
     for path in (folder / "h").iterdir():
-        bigram = "".join(chr(int(h, 16)) for h in path.stem.split("-"))
+        bigram = "".join(chr(int(h, 16)) for h in path.name.split(".")[0].split("-"))
         data = path.read_bytes()
-        ids, at = search.decode_ids(data)
+        having, at = search.decode_ids(data)
         starts, _ = search.decode_ids(data, at)
-        assert ids == [i for i, k in enumerate(keys) if bigram in k]
-        assert starts == [i for i, k in enumerate(keys) if k.startswith(bigram)]
+        assert having == sorted(i for i, k in keys.items() if bigram in k)
+        assert starts == sorted(i for i, k in keys.items() if k.startswith(bigram))
+
+
+def test_ids_are_a_function_of_the_permit_numbers_alone() -> None:
+    """Unique, in a space at least twice the number of permits; a permit added moves no other id
+    but the few after it in its run (linear probing), and the same set gives the same ids."""
+    numbers = [f"9145{n:014d}001P" for n in range(0, 3000, 3)]
+    ids = search.assign_ids(numbers)
+    space = search.id_space(len(numbers))
+    assert len(set(ids.values())) == len(numbers) and space >= 2 * len(numbers)
+    assert max(ids.values()) < space + 10
+    assert search.assign_ids(reversed(numbers)) == ids
+    moved = []
+    for extra in (f"9145{n:014d}001P" for n in range(1, 60, 3)):
+        grown = search.assign_ids([*numbers, extra])
+        moved.append(sum(grown[n] != i for n, i in ids.items()))
+        assert all(grown[n] > grown[extra] for n, i in ids.items() if grown[n] != i)  # only ids after it
+    assert sum(moved) / len(moved) < 1.5 and max(moved) <= 8, moved  # of 1,000
 
 
 # --- the built site ----------------------------------------------------------------------------
@@ -195,13 +221,16 @@ class SearchSite:
         return {r.permit_no for r in self.rows if r.city_code == code}
 
 
-def _serve(loaded: Loaded, rows: list[pages.Row], public: Path) -> Iterator[SearchSite]:
-    stats = search.build_search(loaded, rows, public)
+def page_meta(public: Path) -> dict[str, Any]:
     html = (public / "search" / "index.html").read_text(encoding="utf-8")
     raw = re.search(r'<script type="application/json" id="search-meta">(.*?)</script>', html, re.S)
     assert raw, "the search page carries the index's description"
-    meta = json.loads(raw.group(1))
-    assert meta["version"] == stats.version
+    return json.loads(raw.group(1))
+
+
+def _serve(loaded: Loaded, rows: list[pages.Row], public: Path) -> Iterator[SearchSite]:
+    search.build_search(loaded, rows, public)
+    meta = page_meta(public)
     with serve(public) as url:
         yield SearchSite(loaded, rows, public, url, meta)
 
@@ -403,6 +432,35 @@ def test_filters_narrow_the_results(site: SearchSite, phone: Page) -> None:
     assert a.total == len(revoked) and set(a.permits) <= revoked
     badges = phone.eval_on_selector_all("#results li .badge", "els => els.map(e => e.textContent)")
     assert set(badges) == {"已撤销"}
+
+
+@pytest.mark.scale
+def test_a_small_night_moves_a_small_part_of_the_index(search_scale: SearchSite, tmp_path: Path) -> None:
+    """The night's changes (an enterprise renamed, one revoked, one new) change the files that name
+    them, not the index: every other file keeps its name (its content hash), so neither the upload
+    nor a phone's cache starts over. The page is found again by its new name."""
+    rows = sorted(search_scale.rows, key=lambda r: r.permit_no)
+    renamed = dataclasses.replace(rows[100], name=rows[100].name.replace("有限", "有限责任", 1) + "分厂")
+    revoked = dataclasses.replace(rows[200], status="revoked")
+    new = dataclasses.replace(rows[300], permit_no=rows[300].permit_no[:-4] + "999P", name="夜间新增测试有限公司")
+    tonight = [renamed if r is rows[100] else revoked if r is rows[200] else r for r in rows] + [new]
+    search.build_search(search_scale.loaded, tonight, tmp_path)
+    before = {p.relative_to(search_scale.public).as_posix() for p in (search_scale.public / "search/i").rglob("*.*")}
+    after = {p.relative_to(tmp_path).as_posix() for p in (tmp_path / "search/i").rglob("*.*")}
+    moved = after - before
+    kinds = Counter(p.split("/")[2] for p in moved)
+    assert len(after) > 1000 and len(moved) < 0.05 * len(after), (len(moved), len(after), kinds)
+    assert kinds["r"] <= 4 and kinds["c"] <= 2 and kinds["x"] <= 2, kinds  # records and code lists: theirs only
+    # the renamed name's bigrams: in tonight's shards, at the renamed enterprise's id
+    meta = page_meta(tmp_path)
+    i = search.assign_ids(r.permit_no for r in tonight)[renamed.permit_no]
+    key = search.normalise_name(renamed.name)
+    for bg in search.bigrams(key):
+        if bg not in meta["heavy"]:
+            shard = _read_shard(
+                index_file(tmp_path / "search/i", meta, "s", search.shard_of(bg, meta["shards"]), "bin")
+            )
+            assert i in shard[bg], bg
 
 
 def test_a_whole_city_is_browsed_on_its_list_page(site: SearchSite, phone: Page) -> None:

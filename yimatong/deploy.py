@@ -77,13 +77,12 @@ HTML_MAX_AGE = 300
 SHORT = f"public, max-age={HTML_MAX_AGE}"
 DAY = "public, max-age=86400"
 IMMUTABLE = "public, max-age=31536000, immutable"
-# The search index lives under search/i/<version>/, where <version> hashes every index file
-# (yimatong/search.py), and the client under search/search.<hash>.js; the search page names both
-# inline. So the shards are content-addressed: a page and the index it reads always agree, and the
-# index is cached for ever. (Under fixed names no max-age would be safe: a shard cached from one
-# night would answer a page of the next, with other ids.) Only the page (HTML) is short-lived; the
-# version it replaced is kept for KEEP_REPLACED (module docstring).
-CONTENT_ADDRESSED = re.compile(r"^search/i/[0-9a-f]{8,}/|(^|/)[^/]+\.[0-9a-f]{8,64}\.(js|css|json|bin|woff2)$")
+# The search index's files are named by their content (search/i/s/12.<hash>.bin: yimatong/search.py),
+# as is its client (search/search.<hash>.js); the search page names the index's directories inline.
+# So a page and the index it reads always agree, and the index is cached for ever. (Under fixed names
+# no max-age would be safe: a shard cached from one night would answer a page of the next.) Only the
+# page (HTML) is short-lived; the files it no longer names are kept for KEEP_REPLACED (module docstring).
+CONTENT_ADDRESSED = re.compile(r"(^|/)[^/]+\.[0-9a-f]{8,64}\.(js|css|json|bin|woff2)$")
 DOWNLOADS = (".pdf", ".zip", ".csv", ".jsonl", ".gz")
 DATED = re.compile(r"(^|[/-])[0-9]{4}-[0-9]{2}(-[0-9]{2})?[/.-]")  # data/archive/2026-11/, …-2026-11-20-…
 KEEP_REPLACED = 6 * 3600  # far above HTML_MAX_AGE + a CDN purge; below a nightly run's interval

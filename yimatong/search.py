@@ -3,7 +3,7 @@
 Pagefind matches whole words and word prefixes, and segments Chinese differently when indexing
 (jieba) and when querying (the browser), so fragments of names and codes are missed (Pagefind
 issues #1237 and #987; measured in bench/RESULTS.md). This stage writes its own index instead,
-from the rows the lists show (the public view only), under `search/i/<version>/`:
+from the rows the lists show (the public view only), under `search/i/`:
 
 - `s/<n>.bin`   name bigrams (overlapping pairs of characters, the approach of Lucene's CJK
                 bigram analyzer), sharded by a hash of the bigram: per bigram the enterprises whose
@@ -12,23 +12,29 @@ from the rows the lists show (the public view only), under `search/i/<version>/`
 - `h/<cp>.bin`  the few bigrams in more than HEAVY_SHARE of the names (公司, 有限, 广西…): their
                 position masks would weigh 100+ kB, so only the set and the set of names starting
                 with them; the client checks such matches against the name before showing them.
-- `r/<n>.json`  what a result shows, RECORDS_PER_FILE enterprises a file, by id; ids follow
-                the names' sort order, so ordering by id is ordering by name.
-- `c/`, `x/`    permit numbers sorted, and sorted reversed, in files of CODES_PER_FILE with a list
-                of each file's first key: a prefix (USCC, 8+ characters) or a suffix (6+) of a
+- `r/<n>.json`  what a result shows: the enterprises whose ids are n*RECORDS_SPAN and up.
+- `c/`, `x/`    permit numbers sorted, and sorted reversed, in files of about CODES_PER_FILE with a
+                list of each file's first key and count: a prefix (USCC, 8+ characters) or a suffix (6+) of a
                 permit number is a range in one of them.
 - `f/<kind>-<key>.bin`  the set of enterprises of each filter value (city, county, industry,
                 category, credit level, permit status): a sorted id list or a bitmap, the smaller.
 
-Sets are varints (LEB128) of id gaps, or bitmaps; the format is read by layouts/search.js. The
-version directory is a hash of the index, so a cached search page never mixes two nights' files.
-The search page itself is rendered from layouts/search.html; only it carries JavaScript.
+An enterprise's id is a function of its permit number and of the number of enterprises only
+(`assign_ids`: a hash of the number, in a space twice the size of the site), so a night that adds,
+renames or re-rates a few enterprises changes only the files that name them: their bigrams' shards,
+their records file, their filter sets. Every file is named by a hash of its content
+(`s/12.0f3a9c21be.bin`), so a CDN and a browser keep it for ever and a search page cached from one
+night never reads another night's file under the same name. The client finds a numbered file's
+name in a directory (`d/<kind>-<g>.json`, DIR_SIZE names a file, itself content-named); the page
+carries the directories' names, the heavy bigrams' and the code keys' inline. Sets are varints
+(LEB128) of id gaps, or bitmaps; the format is read by layouts/search.js. The search page itself is
+rendered from layouts/search.html; only it carries JavaScript.
 
 The client reads only enough bigrams to cover the query (their positions pin them: 南宁|化工), one
 shard each, then the records of the 20 results it shows. Ranking: names starting with the query
-first (so a whole-name match leads: it sorts first among them), then names holding it, then
-enterprises matched only by place (a city or county name); within each, name order. Filters
-intersect id sets. Measured against plain Pagefind in bench/RESULTS.md.
+first, then names holding it, earlier first, then enterprises matched only by place (a city or
+county name); a whole-name match leads its page. Filters intersect id sets. Measured against plain
+Pagefind in bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -48,15 +54,16 @@ from . import facts, pages
 from .context import TONE_OF_STATUS, Common, Stamp, root_of
 from .load import Loaded
 from .manifest import Reuse, files_key, key_of
-from .manifest import walk as manifest_walk
 from .publish import write_file
 from .schema import Regions
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT_JS = ROOT / "layouts" / "search.js"
 PATH = "search/"
-RECORDS_PER_FILE = 16  # a result page of 20 touches up to 20 files: small files keep that cheap
-CODES_PER_FILE = 256
+RECORDS_SPAN = 32  # ids a records file covers (about 12 enterprises: ids are half used)
+DIR_SIZE = 64  # numbered files a directory names
+HASH_CHARS = 10  # hex digits of a file's content hash in its name (40 bits)
+CODES_PER_FILE = 256  # on average
 HEAVY_SHARE = 0.10  # bigrams in more names than this share lose their position masks
 HEAVY_MIN = 64  # …and never below this many names (a small site stores every mask)
 SHARD_BYTES = 2048  # aim for shards of about this size
@@ -207,24 +214,56 @@ def position_mask(positions: Iterable[int]) -> int:
 # --- the index --------------------------------------------------------------------------------
 
 
+def id_space(count: int) -> int:
+    """Ids are drawn from at least twice as many numbers as there are enterprises: a power of two,
+    so it changes (and every id with it) only when the site doubles or halves."""
+    space = 64
+    while space < 2 * count:
+        space *= 2
+    return space
+
+
+def home(permit_no: str, space: int) -> int:
+    return int.from_bytes(hashlib.blake2b(permit_no.encode(), digest_size=8).digest(), "big") % space
+
+
+def assign_ids(permit_nos: Iterable[str]) -> dict[str, int]:
+    """Each permit's id: its home (a hash of the number) or, where that is taken, the next free
+    number after it (linear probing, in the order of home and number, so the ids depend on the set
+    of numbers alone). A permit added or removed moves at most the few ids after it in its run;
+    a rename or a new status moves none."""
+    numbers = sorted(set(permit_nos))
+    space = id_space(len(numbers))
+    ids, last = {}, -1
+    for h, number in sorted((home(n, space), n) for n in numbers):
+        last = max(h, last + 1)
+        ids[number] = last
+    return ids
+
+
 @dataclass(frozen=True)
 class Doc:
-    """An enterprise as the index holds it; `id` is its rank in name order."""
+    """An enterprise as the index holds it."""
 
-    id: int
+    id: int  # assign_ids
     row: pages.Row
     key: str  # normalised name
     county: str | None  # county code
     credit: str | None  # public credit level; None when not rated or withheld
 
 
-def _docs(rows: list[pages.Row], regions: Regions) -> list[Doc]:
+def _docs(rows: list[pages.Row], regions: Regions) -> tuple[list[Doc], int]:
+    """The enterprises in id order, and the id space (ids are below it)."""
     county_codes = {(c.code, k.name): k.code for c in regions.cities for k in c.counties}
-    ordered = sorted(rows, key=lambda r: (normalise_name(r.name), r.permit_no))
-    return [
-        Doc(i, r, normalise_name(r.name), county_codes.get((r.city_code, r.county or "")), r.credit)
-        for i, r in enumerate(ordered)
-    ]
+    ids = assign_ids(r.permit_no for r in rows)
+    docs = sorted(
+        (
+            Doc(ids[r.permit_no], r, normalise_name(r.name), county_codes.get((r.city_code, r.county or "")), r.credit)
+            for r in rows
+        ),
+        key=lambda d: d.id,
+    )
+    return docs, max(id_space(len(ids)), docs[-1].id + 1 if docs else 0)
 
 
 def _postings(docs: list[Doc]) -> dict[str, dict[int, list[int]]]:
@@ -249,17 +288,15 @@ def heavy_key(bigram: str) -> str:
     return "-".join(f"{ord(c):x}" for c in bigram)
 
 
-def _name_files(docs: list[Doc]) -> tuple[dict[str, bytes], int, list[str]]:
-    """The bigram shards and the heavy bigrams' files; returns (files, shard count, heavy)."""
-    n = len(docs)
+def _name_files(docs: list[Doc], space: int) -> tuple[list[bytes], dict[str, bytes]]:
+    """The bigram shards, and the heavy bigrams' files by bigram."""
     postings = _postings(docs)
-    limit = max(HEAVY_MIN, int(n * HEAVY_SHARE))
-    heavy = sorted(bg for bg, entries in postings.items() if len(entries) > limit)
-    files: dict[str, bytes] = {}
-    for bg in heavy:
+    limit = max(HEAVY_MIN, int(len(docs) * HEAVY_SHARE))
+    heavy: dict[str, bytes] = {}
+    for bg in sorted(bg for bg, entries in postings.items() if len(entries) > limit):
         entries = postings.pop(bg)
         starts = [i for i, positions in entries.items() if 0 in positions]
-        files[f"h/{heavy_key(bg)}.bin"] = encode_ids(list(entries), n) + encode_ids(starts, n)
+        heavy[bg] = encode_ids(list(entries), space) + encode_ids(starts, space)
     encoded: dict[str, bytes] = {}
     for bg, entries in postings.items():
         out = bytearray()
@@ -274,27 +311,31 @@ def _name_files(docs: list[Doc]) -> tuple[dict[str, bytes], int, list[str]]:
     buckets: dict[int, list[bytes]] = defaultdict(list)
     for bg in sorted(encoded):
         buckets[shard_of(bg, shards)].append(encoded[bg])
+    files = []
     for s in range(shards):  # every shard exists (an empty one too): the client needs no listing
         out = bytearray()
         varint(len(buckets[s]), out)
-        files[f"s/{s}.bin"] = bytes(out) + b"".join(buckets[s])
-    return files, shards, heavy
+        files.append(bytes(out) + b"".join(buckets[s]))
+    return files, heavy
 
 
-def _code_files(docs: list[Doc], folder: str, reverse: bool) -> dict[str, bytes]:
-    """Permit numbers (or reversed ones) sorted, front-coded, CODES_PER_FILE a file, and the list
-    of each file's first key (`<folder>/keys.json`) for the client's binary search."""
+def _code_files(docs: list[Doc], reverse: bool) -> tuple[list[bytes], bytes]:
+    """Permit numbers (or reversed ones) sorted and front-coded, in files that end where a number's
+    hash says (about CODES_PER_FILE a file, so a new number changes its own file, not the ones
+    after it), and the list of each file's first key and count (`keys.json`) for the client's
+    binary search."""
     keyed = sorted(((d.row.permit_no[::-1] if reverse else d.row.permit_no), d.id) for d in docs)
-    files: dict[str, bytes] = {}
-    firsts: list[str] = []
-    for n, start in enumerate(range(0, len(keyed), CODES_PER_FILE)):
-        chunk = keyed[start : start + CODES_PER_FILE]
-        firsts.append(chunk[0][0])
-        files[f"{folder}/{n}.json"] = _json([[*front_code(prev, key), i] for prev, (key, i) in _pairs(chunk)])
-    files[f"{folder}/keys.json"] = _json(
-        [front_code(prev, key) for prev, key in zip(["", *firsts], firsts, strict=False)]
+    chunks: list[list[tuple[str, int]]] = []
+    for key, i in keyed:
+        if not chunks or fnv1a(key) % CODES_PER_FILE == 0 or len(chunks[-1]) >= 4 * CODES_PER_FILE:
+            chunks.append([])
+        chunks[-1].append((key, i))
+    files = [_json([[*front_code(prev, key), i] for prev, (key, i) in _pairs(chunk)]) for chunk in chunks]
+    firsts = [chunk[0][0] for chunk in chunks]
+    keys = _json(
+        [[*front_code(prev, key), len(chunk)] for prev, key, chunk in zip(["", *firsts], firsts, chunks, strict=False)]
     )
-    return files
+    return files, keys
 
 
 def _pairs(chunk: list[tuple[str, int]]) -> Iterable[tuple[str, tuple[str, int]]]:
@@ -346,32 +387,31 @@ def _tables(loaded: Loaded, docs: list[Doc]) -> Tables:
     )
 
 
-def _record_files(docs: list[Doc], t: Tables) -> dict[str, bytes]:
+def _record_files(docs: list[Doc], space: int, t: Tables) -> list[bytes]:
+    """File n: [id - n*RECORDS_SPAN, permit, name, city, county, industry code, category, status,
+    credit] of the enterprises with ids from n*RECORDS_SPAN (every file exists, an empty one too).
+    Industries by code, not by their place in a list that a new industry would shift."""
     city = {code: i for i, (code, _) in enumerate(t.cities)}
     county = {code: i for i, (code, _, _) in enumerate(t.counties)}
-    industry = {code: i for i, (code, _) in enumerate(t.industries)}
     category = {c: i for i, c in enumerate(t.categories)}
     status = {s: i for i, s in enumerate(t.statuses)}
     credit = {c: i for i, c in enumerate(t.credits)}
-    files = {}
-    for n, start in enumerate(range(0, len(docs), RECORDS_PER_FILE)):
-        chunk = docs[start : start + RECORDS_PER_FILE]
-        files[f"r/{n}.json"] = _json(
+    chunks: list[list[list[Any]]] = [[] for _ in range(-(-space // RECORDS_SPAN))]
+    for d in docs:
+        chunks[d.id // RECORDS_SPAN].append(
             [
-                [
-                    d.row.permit_no,
-                    d.row.name,
-                    city[d.row.city_code],
-                    county.get(d.county or "", -1),
-                    industry[d.row.industry],
-                    category.get(d.row.category, -1),
-                    status[d.row.status],
-                    credit.get(d.credit or "", -1),
-                ]
-                for d in chunk
+                d.id % RECORDS_SPAN,
+                d.row.permit_no,
+                d.row.name,
+                city[d.row.city_code],
+                county.get(d.county or "", -1),
+                d.row.industry,
+                category.get(d.row.category, -1),
+                status[d.row.status],
+                credit.get(d.credit or "", -1),
             ]
         )
-    return files
+    return [_json(chunk) for chunk in chunks]
 
 
 def filter_keys(d: Doc, credits: list[str]) -> list[tuple[str, str]]:
@@ -385,12 +425,13 @@ def filter_keys(d: Doc, credits: list[str]) -> list[tuple[str, str]]:
     return keys
 
 
-def _filter_files(docs: list[Doc], t: Tables) -> tuple[dict[str, bytes], Counter[tuple[str, str]]]:
+def _filter_files(docs: list[Doc], space: int, t: Tables) -> tuple[dict[str, bytes], Counter[tuple[str, str]]]:
+    """The id set of each filter value, by `<kind>-<value>`, and the counts the page shows."""
     sets: dict[tuple[str, str], list[int]] = defaultdict(list)
     for d in docs:
         for key in filter_keys(d, t.credits):
             sets[key].append(d.id)
-    files = {f"f/{kind}-{value}.bin": encode_ids(ids, len(docs)) for (kind, value), ids in sorted(sets.items())}
+    files = {f"{kind}-{value}": encode_ids(ids, space) for (kind, value), ids in sorted(sets.items())}
     return files, Counter({key: len(ids) for key, ids in sets.items()})
 
 
@@ -422,86 +463,129 @@ def build_search(
     progress: Callable[[int, int], None] | None = None,
     reuse: Reuse | None = None,
 ) -> SearchStats:
-    """Write the index, the client and the search page into `staging` (or keep the live build's,
-    when `reuse` finds them made from the same inputs)."""
+    """Write the index, the client and the search page into `staging`: the live build's files
+    where they are made from the same inputs (all of them, most nights; else the files whose
+    content, hence name, is unchanged)."""
     started = time.perf_counter()
     key = search_key(loaded, rows)
     today = loaded.site.as_of.isoformat()
-    changed = reuse.changed_on(PATH + "index.html", key, today) if reuse is not None else today
+    changed = reuse.changed_on(PAGE, key, today) if reuse is not None else today
+    kept = _reused(reuse, key) if reuse is not None else None
+    stats = kept or _build(loaded, rows, staging, progress, Stamp(None, changed), reuse)
     if reuse is not None:
-        kept = _reused(reuse, key)
-        if kept is not None:
-            return replace(kept, seconds=round(time.perf_counter() - started, 3))
-    stats = _build(loaded, rows, staging, progress, Stamp(None, changed))
-    if reuse is not None:
-        for path in manifest_walk(staging / PATH):
-            reuse.keys[PATH + path] = key
+        reuse.keys[PAGE] = key
     return replace(stats, seconds=round(time.perf_counter() - started, 3))
 
 
+PAGE = PATH + "index.html"
+
+
 def _reused(reuse: Reuse, key: str) -> SearchStats | None:
-    """The live build's search files, if they were all made from `key`."""
+    """The live build's search files, if its search page was made from `key` (the index files are
+    content-named: each is its own key)."""
     live = [p for p in reuse.previous.outputs if p.startswith(PATH)]
-    if not live or any(reuse.previous.key(p) != key for p in live) or not all(reuse.link(p, key) for p in live):
+    if reuse.previous.key(PAGE) != key or not all(reuse.link(p, reuse.previous.key(p) or "") for p in live):
         return None
-    versions = {p.split("/")[2] for p in live if p.startswith(PATH + "i/")}
-    return SearchStats(0, len(live), 0, 0, 0, 0.0, versions.pop() if len(versions) == 1 else "")
+    return SearchStats(0, len(live), 0, 0, 0, 0.0, _version(sorted(live)))
+
+
+def _version(paths: Iterable[str]) -> str:
+    """A name for the whole index (for reports and tests): a hash of its files' names."""
+    return hashlib.blake2b("\n".join(paths).encode(), digest_size=6).hexdigest()
+
+
+@dataclass
+class Index:
+    """The index files under their content names, and what the page says of them (`_meta`)."""
+
+    files: dict[str, bytes]
+    dirs: dict[str, Any]
+    keys: dict[str, str]  # c, x: their keys.json
+    heavy: dict[str, str]  # bigram: its file's name (without .bin)
+    shards: int
+
+    def put(self, stem: str, ext: str, data: bytes) -> str:
+        """Adds a file as `<stem>.<hash>.<ext>`; returns the hash."""
+        digest = hashlib.blake2b(data, digest_size=HASH_CHARS // 2).hexdigest()
+        self.files[f"{stem}.{digest}.{ext}"] = data
+        return digest
+
+    def numbered(self, kind: str, ext: str, files: list[bytes]) -> None:
+        """Files `<kind>/<n>`, and the directories that name them, DIR_SIZE a directory."""
+        hashes = [self.put(f"{kind}/{n}", ext, data) for n, data in enumerate(files)]
+        self.dirs[kind] = [
+            self.put(f"d/{kind}-{g}", "json", _json(hashes[at : at + DIR_SIZE]))
+            for g, at in enumerate(range(0, len(hashes), DIR_SIZE))
+        ]
+
+
+def _index(docs: list[Doc], space: int, tables: Tables) -> tuple[Index, Counter[tuple[str, str]]]:
+    shards, heavy = _name_files(docs, space)
+    index = Index({}, {}, {}, {}, len(shards))
+    index.numbered("s", "bin", shards)
+    index.heavy = {bg: f"{heavy_key(bg)}.{index.put(f'h/{heavy_key(bg)}', 'bin', data)}" for bg, data in heavy.items()}
+    index.numbered("r", "json", _record_files(docs, space, tables))
+    for folder, reverse in (("c", False), ("x", True)):
+        codes, keys = _code_files(docs, reverse)
+        index.numbered(folder, "json", codes)
+        index.keys[folder] = index.put(f"{folder}/keys", "json", keys)
+    filters, counts = _filter_files(docs, space, tables)
+    names = {name: index.put(f"f/{name}", "bin", data) for name, data in filters.items()}
+    index.dirs["f"] = index.put("d/f", "json", _json(names))  # by kind-value: few, and not numbered
+    return index, counts
 
 
 def _build(
-    loaded: Loaded, rows: list[pages.Row], staging: Path, progress: Callable[[int, int], None] | None, stamp: Stamp
+    loaded: Loaded,
+    rows: list[pages.Row],
+    staging: Path,
+    progress: Callable[[int, int], None] | None,
+    stamp: Stamp,
+    reuse: Reuse | None,
 ) -> SearchStats:
     started = time.perf_counter()
-    docs = _docs(rows, loaded.regions)
+    docs, space = _docs(rows, loaded.regions)
     tables = _tables(loaded, docs)
-    files, shards, heavy = _name_files(docs)
-    files |= _record_files(docs, tables)
-    files |= _code_files(docs, "c", reverse=False)
-    files |= _code_files(docs, "x", reverse=True)
-    filter_files, counts = _filter_files(docs, tables)
-    files |= filter_files
-    digest = hashlib.blake2b(digest_size=6)
-    for name in sorted(files):
-        digest.update(name.encode() + b"\0" + files[name])
-    version = digest.hexdigest()
-    folder = staging / PATH / "i" / version
-    total = len(files)
-    for done, (name, data) in enumerate(sorted(files.items()), 1):
-        write_file(folder / name, data)
+    index, counts = _index(docs, space, tables)
+    total = len(index.files)
+    for done, (name, data) in enumerate(sorted(index.files.items()), 1):
+        path = f"{PATH}i/{name}"
+        if reuse is None or not reuse.link(path, name):  # content-named: the name is the key
+            write_file(staging / path, data)
         if progress and (done % 2000 == 0 or done == total):
             progress(done, total)
-    script = _write_client(staging)
-    meta = _meta(loaded, docs, tables, counts, version, shards, heavy)
+    script = _write_client(staging, reuse)
+    meta = _meta(loaded, docs, space, tables, counts, index)
     page = _page(loaded, docs, tables, counts, script, meta, stamp)
     env = pages.environment()
-    pages.write(staging, PATH + "index.html", env.get_template("search.html").render(page=page))
+    pages.write(staging, PAGE, env.get_template("search.html").render(page=page))
     return SearchStats(
         enterprises=len(docs),
         files=total + 2,
-        bytes=sum(map(len, files.values())),
-        shards=shards,
-        heavy=len(heavy),
+        bytes=sum(map(len, index.files.values())),
+        shards=index.shards,
+        heavy=len(index.heavy),
         seconds=round(time.perf_counter() - started, 3),
-        version=version,
+        version=_version(sorted(f"{PATH}i/{name}" for name in index.files)),
     )
 
 
-def _write_client(staging: Path) -> str:
+def _write_client(staging: Path, reuse: Reuse | None) -> str:
     """The client under a name that changes with its content, so a CDN may cache it for ever."""
     code = CLIENT_JS.read_bytes()
     name = f"search.{hashlib.blake2b(code, digest_size=5).hexdigest()}.js"
-    write_file(staging / PATH / name, code)
+    if reuse is None or not reuse.link(PATH + name, name):
+        write_file(staging / PATH / name, code)
     return name
 
 
 def _meta(
     loaded: Loaded,
     docs: list[Doc],
+    space: int,
     t: Tables,
     counts: Counter[tuple[str, str]],
-    version: str,
-    shards: int,
-    heavy: list[str],
+    index: Index,
 ) -> dict[str, Any]:
     """What the client needs before its first fetch (kept small: it is inline in the page)."""
     places: list[list[str]] = []
@@ -511,12 +595,13 @@ def _meta(
         if counts[("county", code)]:
             places += [[alias, "county", code] for alias in place_aliases(name)]
     return {
-        "version": version,
-        "n": len(docs),
-        "shards": shards,
-        "perFile": RECORDS_PER_FILE,
-        "codesPerFile": CODES_PER_FILE,
-        "heavy": {bg: heavy_key(bg) for bg in heavy},
+        "space": space,
+        "shards": index.shards,
+        "span": RECORDS_SPAN,
+        "dir": DIR_SIZE,
+        "dirs": index.dirs,
+        "keys": index.keys,
+        "heavy": index.heavy,
         "places": places,
         "cities": [[code, name, counts[("city", code)]] for code, name in t.cities],
         "counties": [[name, code] for code, name, _ in t.counties],

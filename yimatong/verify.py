@@ -910,7 +910,7 @@ def check_text(job: _Job, rel: str, text: str, kind: str, first_line: int, membe
 
 # The search index's sorted lists of permit numbers, forwards and reversed: nothing but validated
 # identifiers, whose digit runs (reversed, "…8615…") can look like a phone number.
-_CODE_LIST = re.compile(r"search/i/[^/]+/[cx]/")
+_CODE_LIST = re.compile(r"search/i/[cx]/")
 _PERMIT_NO = re.compile(r"[0-9A-HJ-NPQRTUWXY]{18}[0-9]{3}[A-Z](?![0-9A-Za-z])")
 
 
