@@ -12,6 +12,8 @@ changed one, so every run is a night with 1 % of the files changed:
 - `data`: a new self-monitoring result (the last value of the enterprise's first self-monitoring
   series): its pages, data.json and open-data rows change; the lists and the search index only if
   a count they show changes. What most nights bring.
+- `mixed`: `data`, but one file in MIXED_RENAMES (50 at 100,000) renamed: a night that changes the
+  search index a little, as most real nights do (a new holder, a new status, a rename).
 It then runs `build.py nightly --no-signs` on that output and cache with the checkout's code, or
 with `--code DIR` another copy of it (the first run after a code change re-renders what the change
 touches: run a night to warm up, or run the snapshot the output was built with),
@@ -59,12 +61,15 @@ def monitored(text: str) -> str:
     return text[: m.start(2)] + ", ".join(values) + text[m.end(2) :]
 
 
+MIXED_RENAMES = 20  # `mixed`: one changed file in 20 is a rename, the others a new result
+
+
 def flip(data: Path, original: Path, change: str) -> int:
     """Flip the chosen 1 % between original and changed (a new file each); returns how many."""
     files = sorted((data / "enterprises").glob("*.yaml"))
-    changed = renamed if change == "name" else monitored
     flipped = 0
-    for f in chosen(files):
+    for k, f in enumerate(chosen(files)):
+        changed = renamed if change == "name" or (change == "mixed" and k % MIXED_RENAMES == 0) else monitored
         orig = (original / f.relative_to(data)).read_text(encoding="utf-8")
         now = f.read_text(encoding="utf-8")
         new = orig if now != orig else changed(orig)
@@ -201,7 +206,7 @@ def night(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, required=True)
-    ap.add_argument("--change", choices=("name", "data"), default="name")
+    ap.add_argument("--change", choices=("name", "data", "mixed"), default="name")
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--bucket", action="store_true", help="also upload to moto's S3 server")
     ap.add_argument(

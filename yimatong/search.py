@@ -486,7 +486,7 @@ def _reused(reuse: Reuse, key: str) -> SearchStats | None:
     live = [p for p in reuse.previous.outputs if p.startswith(PATH)]
     if reuse.previous.key(PAGE) != key or not all(reuse.link(p, reuse.previous.key(p) or "") for p in live):
         return None
-    return SearchStats(0, len(live), 0, 0, 0, 0.0, _version(sorted(live)))
+    return SearchStats(0, len(live), 0, 0, 0, 0.0, _version(sorted(p for p in live if p.startswith(PATH + "i/"))))
 
 
 def _version(paths: Iterable[str]) -> str:
