@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from yimatong import facts, pages, search, urls
+from yimatong import facts, pages, search, urls, verify
 from yimatong import generate as gen
 from yimatong.context import Place
 from yimatong.load import Loaded, iter_views, record_checks
@@ -183,6 +183,25 @@ def test_heavy_bigrams_keep_their_sets_and_starts(tmp_path: Path, search_sample:
         starts, _ = search.decode_ids(data, at)
         assert having == sorted(i for i, k in keys.items() if bigram in k)
         assert starts == sorted(i for i, k in keys.items() if k.startswith(bigram))
+
+
+def test_the_page_names_every_index_file_and_verify_misses_none(search_sample: SearchSite, tmp_path: Path) -> None:
+    """The files the search page names (directly or through directories) are exactly those written;
+    the verifier reports one that has gone missing, by name."""
+    public = search_sample.public
+    html = (public / search.PAGE).read_text(encoding="utf-8")
+    written = {p.relative_to(public).as_posix() for p in (public / "search/i").rglob("*") if p.is_file()}
+    named = list(search.index_files(html, lambda p: (public / p).read_bytes() if (public / p).is_file() else None))
+    assert len(named) == len(set(named)) and set(named) == written
+    copy = tmp_path / "site"
+    shutil.copytree(public / "search", copy / "search")
+    assert verify.check_search_index(copy, verify.tree(copy)) == []
+    victim = sorted(p for p in written if "/s/" in p)[-1]
+    (copy / victim).unlink()
+    problems = verify.check_search_index(copy, verify.tree(copy))
+    assert [(p.file, p.message, p.severity) for p in problems] == [
+        ("search/index.html", f"搜索索引文件 {victim} 不存在", "error")
+    ]
 
 
 def test_ids_are_a_function_of_the_permit_numbers_alone() -> None:

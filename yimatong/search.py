@@ -45,7 +45,7 @@ import re
 import time
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,7 @@ from .schema import Regions
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT_JS = ROOT / "layouts" / "search.js"
 PATH = "search/"
+PAGE = PATH + "index.html"
 RECORDS_SPAN = 32  # ids a records file covers (about 12 enterprises: ids are half used)
 DIR_SIZE = 64  # numbered files a directory names
 HASH_CHARS = 10  # hex digits of a file's content hash in its name (40 bits)
@@ -477,9 +478,6 @@ def build_search(
     return replace(stats, seconds=round(time.perf_counter() - started, 3))
 
 
-PAGE = PATH + "index.html"
-
-
 def _reused(reuse: Reuse, key: str) -> SearchStats | None:
     """The live build's search files, if its search page was made from `key` (the index files are
     content-named: each is its own key)."""
@@ -568,6 +566,38 @@ def _build(
         seconds=round(time.perf_counter() - started, 3),
         version=_version(sorted(f"{PATH}i/{name}" for name in index.files)),
     )
+
+
+META = re.compile(r'<script type="application/json" id="search-meta">(.*?)</script>', re.S)
+
+
+def index_files(page_html: str, read: Callable[[str], bytes | None]) -> Iterator[str]:
+    """Every index file the search page names, as the client finds it (paths under search/i/): the
+    directories, code keys and heavy bigrams in the page, and the files each directory names.
+    `read(path)` gives a directory's bytes (None: it is missing, and so are the files it names)."""
+    m = META.search(page_html)
+    if m is None:
+        return
+    meta = json.loads(m.group(1))
+    base = PATH + "i/"
+    for kind, names in meta["dirs"].items():
+        ext = "bin" if kind in ("s", "f") else "json"
+        if kind == "f":  # one directory, by kind-value
+            groups: list[tuple[str, int | None]] = [(f"{base}d/f.{names}.json", None)]
+        else:
+            groups = [(f"{base}d/{kind}-{g}.{h}.json", g * meta["dir"]) for g, h in enumerate(names)]
+        for path, first in groups:
+            yield path
+            data = read(path)
+            if data is None:
+                continue
+            listed = json.loads(data)
+            if first is None:
+                yield from (f"{base}f/{name}.{h}.{ext}" for name, h in listed.items())
+            else:
+                yield from (f"{base}{kind}/{first + k}.{h}.{ext}" for k, h in enumerate(listed))
+    yield from (f"{base}{folder}/keys.{h}.json" for folder, h in meta["keys"].items())
+    yield from (f"{base}h/{name}.bin" for name in meta["heavy"].values())
 
 
 def _write_client(staging: Path, reuse: Reuse | None) -> str:

@@ -31,6 +31,8 @@ What is checked, and why each check is shaped as it is:
   withheld waste name such as 电镀污泥 is public in another record; an authority's name is on
   every page): `confidential_values` takes out the record's own public strings, and the caller
   takes out every record's (`public_strings` of each view) and the site settings'.
+- The search index: every file the search page names (directly, or through the index's
+  directories) exists.
 - Nothing published disappears: every page and sign path (`P/…`, `signs/…`) of the live build
   must still exist, and the number of HTML pages may drop by at most 5 %; `allow_shrink` turns
   both into warnings (a permit withdrawn on purpose).
@@ -95,6 +97,7 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel
 
+from . import search
 from .errors import Problem
 from .manifest import walk
 from .opendata import Piece, ZipLayout, crc_combine
@@ -201,6 +204,7 @@ def verify(
     if reading is not None:
         reading.add(read)
     problems += check_qr_urls(site, qr_urls)
+    problems += check_search_index(staging, paths)
     if previous is not None:
         problems += check_disappeared(paths, previous, allow_shrink)
         problems += check_shrink(paths, previous, allow_shrink)
@@ -1104,6 +1108,23 @@ def check_qr_urls(site: Site, qr_urls: Iterable[str]) -> list[Problem]:
         if page not in site.paths or not page.endswith(".html"):
             out.append(Problem(page, None, "", f"{where} 指向的页面不在本次构建中"))
     return out
+
+
+def check_search_index(staging: Path, paths: set[str]) -> list[Problem]:
+    """Every index file the search page names exists (the client would stop at the first missing
+    one with "the index was updated, reload the page")."""
+
+    def read(path: str) -> bytes | None:
+        try:
+            return (staging / path).read_bytes() if path in paths else None
+        except FileNotFoundError:  # `paths` may name more than this tree (a caller checking links only)
+            return None
+
+    page = read(search.PAGE)
+    if page is None:
+        return []
+    missing = sorted({p for p in search.index_files(page.decode(errors="replace"), read) if p not in paths})
+    return [Problem(search.PAGE, None, "search-meta", f"搜索索引文件 {p} 不存在") for p in missing]
 
 
 def check_disappeared(paths: set[str], previous: Collection[str], allow_shrink: bool) -> list[Problem]:
