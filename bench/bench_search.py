@@ -538,8 +538,9 @@ def report(stored: dict[str, list[str]]) -> str:
         " character bigrams with the positions where each starts (so a fragment is an exact substring"
         " match), sharded by hash; the few bigrams in over 10 % of names without positions; permit numbers"
         " sorted and sorted reversed for prefixes and suffixes; an id set per filter value; the records"
-        " shown, 16 a file. A query reads the shards of enough bigrams to cover it (about half of them:"
-        " positions pin them), then the records of the 20 results shown.",
+        " shown, by id (ids: a hash of the permit number; every file named by its content and found"
+        " through directories, since session 8). A query reads the shards of enough bigrams to cover it"
+        " (about half of them: positions pin them), then the records of the 20 results shown.",
         "- **Pages**: an enterprise page per permit, real renders (two per county) stamped with each"
         " enterprise's own name, codes and industry (rendering every page takes ~0.1 s a permit).",
         "- **Recall**: the share of the expected enterprises found (computed from the rows); up to 60"
