@@ -44,6 +44,7 @@ import json
 import re
 import time
 import unicodedata
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -328,7 +329,7 @@ def _code_files(docs: list[Doc], reverse: bool) -> tuple[list[bytes], bytes]:
     keyed = sorted(((d.row.permit_no[::-1] if reverse else d.row.permit_no), d.id) for d in docs)
     chunks: list[list[tuple[str, int]]] = []
     for key, i in keyed:
-        if not chunks or fnv1a(key) % CODES_PER_FILE == 0 or len(chunks[-1]) >= 4 * CODES_PER_FILE:
+        if not chunks or zlib.crc32(key.encode()) % CODES_PER_FILE == 0 or len(chunks[-1]) >= 4 * CODES_PER_FILE:
             chunks.append([])
         chunks[-1].append((key, i))
     files = [_json([[*front_code(prev, key), i] for prev, (key, i) in _pairs(chunk)]) for chunk in chunks]
