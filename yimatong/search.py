@@ -234,7 +234,7 @@ def assign_ids(permit_nos: Iterable[str]) -> dict[str, int]:
     number after it (linear probing, in the order of home and number, so the ids depend on the set
     of numbers alone). A permit added or removed moves at most the few ids after it in its run;
     a rename or a new status moves none."""
-    numbers = sorted(set(permit_nos))
+    numbers = set(permit_nos)
     space = id_space(len(numbers))
     ids, last = {}, -1
     for h, number in sorted((home(n, space), n) for n in numbers):
@@ -493,6 +493,11 @@ def _version(paths: Iterable[str]) -> str:
     return hashlib.blake2b("\n".join(paths).encode(), digest_size=6).hexdigest()
 
 
+def content_hash(data: bytes) -> str:
+    """What names a file by its content (the index's files, the client): HASH_CHARS hex digits."""
+    return hashlib.blake2b(data, digest_size=HASH_CHARS // 2).hexdigest()
+
+
 @dataclass
 class Index:
     """The index files under their content names, and what the page says of them (`_meta`)."""
@@ -505,7 +510,7 @@ class Index:
 
     def put(self, stem: str, ext: str, data: bytes) -> str:
         """Adds a file as `<stem>.<hash>.<ext>`; returns the hash."""
-        digest = hashlib.blake2b(data, digest_size=HASH_CHARS // 2).hexdigest()
+        digest = content_hash(data)
         self.files[f"{stem}.{digest}.{ext}"] = data
         return digest
 
@@ -604,7 +609,7 @@ def index_files(page_html: str, read: Callable[[str], bytes | None]) -> Iterator
 def _write_client(staging: Path, reuse: Reuse | None) -> str:
     """The client under a name that changes with its content, so a CDN may cache it for ever."""
     code = CLIENT_JS.read_bytes()
-    name = f"search.{hashlib.blake2b(code, digest_size=5).hexdigest()}.js"
+    name = f"search.{content_hash(code)}.js"
     if reuse is None or not reuse.link(PATH + name, name):
         write_file(staging / PATH / name, code)
     return name
