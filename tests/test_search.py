@@ -482,6 +482,145 @@ def test_a_small_night_moves_a_small_part_of_the_index(search_scale: SearchSite,
             assert i in shard[bg], bg
 
 
+# --- a night's changes patched into the live index -----------------------------------------------
+
+_TABLES = search.Tables(
+    cities=[("450100", "南宁市"), ("450200", "柳州市")],
+    counties=[("450102", "兴宁区", "450100"), ("450202", "城中区", "450200")],
+    industries=[("C2614", "有机化学原料制造"), ("D4411", "火力发电")],
+    categories=list(pages.CATEGORIES),
+    statuses=list(facts.STATUS_LABELS),
+    credits=["A", "B", "C"],
+)
+_COUNTIES = {("450100", "兴宁区"): "450102", ("450200", "城中区"): "450202"}
+
+
+def synthetic_rows(n: int, seed: int) -> list[pages.Row]:
+    """Rows enough like the province's for the index's shape: heavy bigrams (有限, 公司), long names."""
+    import random
+
+    rnd = random.Random(seed)
+    words = "南宁柳州华润明阳鑫源恒通金桂北部湾海港化工能源纸业糖业建材环保科技水泥"
+    rows = []
+    for k in range(n):
+        city, county = rnd.choice([("450100", "兴宁区"), ("450200", "城中区")])
+        name = "".join(rnd.choice(words) for _ in range(rnd.randint(2, 9))) + rnd.choice(
+            ["有限公司", "厂", "股份有限公司"]
+        )
+        rows.append(
+            pages.Row(
+                permit_no=f"91450{k:07d}MA5K{k % 97:02d}X001P",
+                name=name,
+                path=f"P/{k}/",
+                city_code=city,
+                county=rnd.choice([county, None]),
+                industry=rnd.choice(["C2614", "D4411"]),
+                industry_name="",
+                category=rnd.choice(list(pages.CATEGORIES)),
+                status=rnd.choice(["valid", "valid", "expiring", "revoked"]),
+                status_label="",
+                status_tone="",
+                exceedances=rnd.randint(0, 3),
+                penalties=0,
+                open_rectifications=0,
+                credit=rnd.choice(["A", "B", None]),
+            )
+        )
+    return rows
+
+
+def index_of(rows: list[pages.Row]) -> tuple[search.Index, Counter[tuple[str, str]], int, list[search.Doc]]:
+    ids = search.assign_ids(r.permit_no for r in rows)
+    docs = sorted((search._doc(ids[r.permit_no], r, _COUNTIES) for r in rows), key=lambda d: d.id)
+    space = max(search.id_space(len(docs)), docs[-1].id + 1)
+    index, counts = search._index(docs, space, _TABLES)
+    return index, counts, space, docs
+
+
+def patched(
+    last: list[pages.Row], rows: list[pages.Row]
+) -> tuple[tuple[search.Index, Counter[tuple[str, str]]] | None, tuple[search.Index, Counter[tuple[str, str]]]]:
+    """Tonight's index patched into last night's (as the stage reads it: the search page's meta,
+    then the directories and files it names), and the same built whole."""
+    live, _, last_space, _ = index_of(last)
+    index, counts, space, docs = index_of(rows)
+    meta = {
+        "space": last_space,
+        "shards": live.shards,
+        "n": live.enterprises,
+        "sb": live.shard_bytes,
+        "frame": "",
+        "dir": search.DIR_SIZE,
+        "dirs": live.dirs,
+        "keys": live.keys,
+        "heavy": live.heavy,
+    }
+    page = f'<script type="application/json" id="search-meta">{json.dumps(meta)}</script>'
+    files = {f"search/i/{name}": data for name, data in live.files.items()}
+    state = {r.permit_no: {"row": dataclasses.asdict(r), "entry": {}} for r in last}
+    from yimatong.manifest import Records
+
+    changes = search._changes(Records.of(state), docs, _COUNTIES)
+    assert changes is not None
+    found = search.LiveIndex.read(page, files.get)
+    assert found is not None
+    return search._update(found, files.get, *changes, docs, space, _TABLES), (index, counts)
+
+
+def test_a_nights_changes_patched_into_the_index_equal_the_index_built_whole() -> None:
+    """The search stage re-encodes only the files a night's changes are in (the shards of the
+    renamed names' bigrams, their records files, their filter sets): the result must be the index
+    a whole build makes, file for file, and its description in the page the same."""
+    last = synthetic_rows(3000, seed=1)
+    tonight = list(last)
+    for k in range(0, 60, 3):  # renamed: new bigrams, lost bigrams, one a name no one had
+        tonight[k] = dataclasses.replace(tonight[k], name=tonight[k].name[::-1] + ("夜班" if k == 0 else ""))
+    tonight[3] = dataclasses.replace(tonight[3], name="有限公司南宁分厂")  # starts with a heavy bigram
+    for k in range(100, 130):  # a new status, a new credit level, another county, more exceedances
+        r = tonight[k]
+        tonight[k] = dataclasses.replace(
+            r, status="revoked" if r.status != "revoked" else "valid", credit="C", county=None, exceedances=9
+        )
+    nights = {
+        "renames and statuses": (last, tonight),
+        "and back": (tonight, last),
+        "new and gone permits (ids move)": (last, tonight[5:] + synthetic_rows(3010, seed=2)[3000:]),
+        "only what the index does not hold": (
+            last,
+            [dataclasses.replace(r, exceedances=r.exceedances + 1) for r in last],
+        ),
+    }
+    for night, (before, rows) in nights.items():
+        made, (whole, counts) = patched(before, rows)
+        assert made is not None, night
+        index, patched_counts = made
+        assert index.names() == whole.names(), night
+        assert all(index.files[name] == whole.files[name] for name in index.files), night
+        assert (index.dirs, index.keys, index.heavy, index.shards, index.shard_bytes) == (
+            whole.dirs,
+            whole.keys,
+            whole.heavy,
+            whole.shards,
+            whole.shard_bytes,
+        ), night
+        assert patched_counts == counts, night
+        assert len(whole.heavy) >= 2, "有限, 公司: the heavy bigrams are patched too"
+        if night == "only what the index does not hold":
+            remade = {name for name in index.files if not name.startswith("d/")}  # directories: a few bytes
+            assert remade == set(), "nothing indexed changed: every file is kept"
+        else:
+            assert 0 < len(index.files) < 0.5 * len(whole.names()), (night, len(index.files), len(whole.names()))
+
+
+def test_a_change_of_the_index_shape_builds_it_whole() -> None:
+    """A bigram turning heavy (here: put into 400 of 3,000 names) changes which files hold it:
+    no patch is made, the stage builds the index whole."""
+    last = synthetic_rows(3000, seed=1)
+    tonight = [dataclasses.replace(r, name="夜班" + r.name) if k < 400 else r for k, r in enumerate(last)]
+    made, _ = patched(last, tonight)
+    assert made is None
+
+
 def test_a_whole_city_is_browsed_on_its_list_page(site: SearchSite, phone: Page) -> None:
     fetched: list[str] = []
     phone.on("request", lambda r: fetched.append(r.url))

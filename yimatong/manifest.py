@@ -115,6 +115,11 @@ class Records(Mapping[str, dict[str, Any]]):
         i = self.FIELDS.index(name)
         return {p: v[i] for p, v in self._rows.items()}
 
+    def list_rows(self) -> tuple[list[str], dict[str, list[Any]]]:
+        """The list rows' field names, and permit_no -> that row's values (pages.Row's, in that order)."""
+        n = len(self.FIELDS)
+        return self._row_fields, {p: v[n] for p, v in self._rows.items()}
+
     def dated_digests(self) -> dict[str, tuple[str, str]]:
         """permit_no -> (digest, stable_until), without making a state dict per permit."""
         d, u = self.FIELDS.index("digest"), self.FIELDS.index("stable_until")

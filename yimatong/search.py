@@ -41,20 +41,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import re
 import time
 import unicodedata
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from . import facts, pages
 from .context import TONE_OF_STATUS, Common, Stamp, root_of
 from .load import Loaded
-from .manifest import Reuse, files_key, key_of
+from .manifest import Records, Reuse, files_key, key_of
 from .publish import write_file
 from .schema import Regions
 
@@ -254,17 +255,20 @@ class Doc:
     credit: str | None  # public credit level; None when not rated or withheld
 
 
+def _county_codes(regions: Regions) -> dict[tuple[str, str], str]:
+    """(city code, county name) → county code."""
+    return {(c.code, k.name): k.code for c in regions.cities for k in c.counties}
+
+
+def _doc(i: int, r: pages.Row, counties: dict[tuple[str, str], str]) -> Doc:
+    return Doc(i, r, normalise_name(r.name), counties.get((r.city_code, r.county or "")), r.credit)
+
+
 def _docs(rows: list[pages.Row], regions: Regions) -> tuple[list[Doc], int]:
     """The enterprises in id order, and the id space (ids are below it)."""
-    county_codes = {(c.code, k.name): k.code for c in regions.cities for k in c.counties}
+    counties = _county_codes(regions)
     ids = assign_ids(r.permit_no for r in rows)
-    docs = sorted(
-        (
-            Doc(ids[r.permit_no], r, normalise_name(r.name), county_codes.get((r.city_code, r.county or "")), r.credit)
-            for r in rows
-        ),
-        key=lambda d: d.id,
-    )
+    docs = sorted((_doc(ids[r.permit_no], r, counties) for r in rows), key=lambda d: d.id)
     return docs, max(id_space(len(ids)), docs[-1].id + 1 if docs else 0)
 
 
@@ -277,48 +281,88 @@ def _postings(docs: list[Doc]) -> dict[str, dict[int, list[int]]]:
     return found
 
 
-def _light(entries: dict[int, list[int]], out: bytearray) -> None:
-    varint(len(entries), out)
+def _bigram_bytes(bigram: str, masks: dict[int, int]) -> bytes:
+    """A bigram's part of its shard: its code points, then (id gap, position mask) per enterprise,
+    ids ascending."""
+    out = bytearray()
+    for ch in bigram:
+        varint(ord(ch), out)
+    varint(len(masks), out)
     prev = -1
-    for i, positions in entries.items():
+    for i, mask in masks.items():
         varint(i - prev - 1, out)
-        varint(position_mask(positions), out)
+        varint(mask, out)
         prev = i
+    return bytes(out)
+
+
+def decode_shard(data: bytes) -> dict[str, dict[int, int]]:
+    """A shard's bigrams: bigram → id → position mask (the inverse of the shard's encoding)."""
+    at = 0
+
+    def read() -> int:
+        nonlocal at
+        value, at = read_varint(data, at)
+        return value
+
+    out: dict[str, dict[int, int]] = {}
+    for _ in range(read()):
+        bigram = chr(read()) + chr(read())
+        masks, prev = {}, -1
+        for _ in range(read()):
+            prev += read() + 1
+            masks[prev] = read()
+        out[bigram] = masks
+    return out
+
+
+def _shard_file(parts: list[bytes]) -> bytes:
+    head = bytearray()
+    varint(len(parts), head)
+    return bytes(head) + b"".join(parts)
+
+
+def shard_count(total: int) -> int:
+    """Shards for `total` bytes of bigrams: a power of two, so shards split evenly as the site grows."""
+    shards = 1
+    while shards * SHARD_BYTES < total:
+        shards *= 2
+    return shards
+
+
+def heavy_limit(enterprises: int) -> int:
+    """A bigram in more names than this is heavy."""
+    return max(HEAVY_MIN, int(enterprises * HEAVY_SHARE))
 
 
 def heavy_key(bigram: str) -> str:
     return "-".join(f"{ord(c):x}" for c in bigram)
 
 
-def _name_files(docs: list[Doc], space: int) -> tuple[list[bytes], dict[str, bytes]]:
-    """The bigram shards, and the heavy bigrams' files by bigram."""
+def _name_files(docs: list[Doc], space: int) -> tuple[list[bytes], dict[str, bytes], int]:
+    """The bigram shards, the heavy bigrams' files by bigram, and the shards' bigram bytes."""
     postings = _postings(docs)
-    limit = max(HEAVY_MIN, int(len(docs) * HEAVY_SHARE))
+    limit = heavy_limit(len(docs))
     heavy: dict[str, bytes] = {}
     for bg in sorted(bg for bg, entries in postings.items() if len(entries) > limit):
         entries = postings.pop(bg)
         starts = [i for i, positions in entries.items() if 0 in positions]
-        heavy[bg] = encode_ids(list(entries), space) + encode_ids(starts, space)
-    encoded: dict[str, bytes] = {}
-    for bg, entries in postings.items():
-        out = bytearray()
-        for ch in bg:
-            varint(ord(ch), out)
-        _light(entries, out)
-        encoded[bg] = bytes(out)
+        heavy[bg] = _heavy_file(list(entries), starts, space)
+    encoded = {
+        bg: _bigram_bytes(bg, {i: position_mask(positions) for i, positions in entries.items()})
+        for bg, entries in postings.items()
+    }
     total = sum(map(len, encoded.values()))
-    shards = 1
-    while shards * SHARD_BYTES < total:  # a power of two: shards split evenly as the site grows
-        shards *= 2
+    shards = shard_count(total)
     buckets: dict[int, list[bytes]] = defaultdict(list)
     for bg in sorted(encoded):
         buckets[shard_of(bg, shards)].append(encoded[bg])
-    files = []
-    for s in range(shards):  # every shard exists (an empty one too): the client needs no listing
-        out = bytearray()
-        varint(len(buckets[s]), out)
-        files.append(bytes(out) + b"".join(buckets[s]))
-    return files, heavy
+    # every shard exists (an empty one too): the client needs no listing
+    return [_shard_file(buckets[s]) for s in range(shards)], heavy, total
+
+
+def _heavy_file(ids: list[int], starts: list[int], space: int) -> bytes:
+    return encode_ids(ids, space) + encode_ids(starts, space)
 
 
 def _code_files(docs: list[Doc], reverse: bool) -> tuple[list[bytes], bytes]:
@@ -389,31 +433,35 @@ def _tables(loaded: Loaded, docs: list[Doc]) -> Tables:
     )
 
 
-def _record_files(docs: list[Doc], space: int, t: Tables) -> list[bytes]:
+def _record_files(docs: list[Doc], space: int, t: Tables, only: set[int] | None = None) -> dict[int, bytes]:
     """File n: [id - n*RECORDS_SPAN, permit, name, city, county, industry code, category, status,
-    credit] of the enterprises with ids from n*RECORDS_SPAN (every file exists, an empty one too).
-    Industries by code, not by their place in a list that a new industry would shift."""
+    credit] of the enterprises with ids from n*RECORDS_SPAN (every file exists, an empty one too;
+    `only`: these files alone). Industries by code, not by their place in a list that a new
+    industry would shift."""
     city = {code: i for i, (code, _) in enumerate(t.cities)}
     county = {code: i for i, (code, _, _) in enumerate(t.counties)}
     category = {c: i for i, c in enumerate(t.categories)}
     status = {s: i for i, s in enumerate(t.statuses)}
     credit = {c: i for i, c in enumerate(t.credits)}
-    chunks: list[list[list[Any]]] = [[] for _ in range(-(-space // RECORDS_SPAN))]
+    numbers = range(-(-space // RECORDS_SPAN)) if only is None else sorted(only)
+    chunks: dict[int, list[list[Any]]] = {n: [] for n in numbers}
     for d in docs:
-        chunks[d.id // RECORDS_SPAN].append(
-            [
-                d.id % RECORDS_SPAN,
-                d.row.permit_no,
-                d.row.name,
-                city[d.row.city_code],
-                county.get(d.county or "", -1),
-                d.row.industry,
-                category.get(d.row.category, -1),
-                status[d.row.status],
-                credit.get(d.credit or "", -1),
-            ]
-        )
-    return [_json(chunk) for chunk in chunks]
+        chunk = chunks.get(d.id // RECORDS_SPAN)
+        if chunk is not None:
+            chunk.append(
+                [
+                    d.id % RECORDS_SPAN,
+                    d.row.permit_no,
+                    d.row.name,
+                    city[d.row.city_code],
+                    county.get(d.county or "", -1),
+                    d.row.industry,
+                    category.get(d.row.category, -1),
+                    status[d.row.status],
+                    credit.get(d.credit or "", -1),
+                ]
+            )
+    return {n: _json(chunk) for n, chunk in chunks.items()}
 
 
 def filter_keys(d: Doc, credits: list[str]) -> list[tuple[str, str]]:
@@ -427,13 +475,20 @@ def filter_keys(d: Doc, credits: list[str]) -> list[tuple[str, str]]:
     return keys
 
 
-def _filter_files(docs: list[Doc], space: int, t: Tables) -> tuple[dict[str, bytes], Counter[tuple[str, str]]]:
-    """The id set of each filter value, by `<kind>-<value>`, and the counts the page shows."""
+def _filter_files(
+    docs: list[Doc], space: int, t: Tables, only: set[tuple[str, str]] | None = None
+) -> tuple[dict[str, bytes], Counter[tuple[str, str]]]:
+    """The id set of each filter value (`only`: of these values), by `<kind>-<value>`, and the
+    counts the page shows (of every value)."""
     sets: dict[tuple[str, str], list[int]] = defaultdict(list)
     for d in docs:
         for key in filter_keys(d, t.credits):
             sets[key].append(d.id)
-    files = {f"{kind}-{value}": encode_ids(ids, space) for (kind, value), ids in sorted(sets.items())}
+    files = {
+        f"{kind}-{value}": encode_ids(ids, space)
+        for (kind, value), ids in sorted(sets.items())
+        if only is None or (kind, value) in only
+    }
     return files, Counter({key: len(ids) for key, ids in sets.items()})
 
 
@@ -444,6 +499,13 @@ def _filter_files(docs: list[Doc], space: int, t: Tables) -> tuple[dict[str, byt
 _CODE = [Path(__file__), CLIENT_JS, *(Path(__file__).with_name(n) for n in ("pages.py", "context.py", "facts.py"))]
 
 
+def frame_key(loaded: Loaded) -> str:
+    """What the index files are made from besides the rows: the regions (place codes), the credit
+    scale and the code. The search page carries it, so the next night knows whether its files can
+    be patched."""
+    return key_of(loaded.regions.model_dump(mode="json"), [c.level for c in loaded.site.credit_scale], files_key(_CODE))
+
+
 def search_key(loaded: Loaded, rows: list[pages.Row]) -> str:
     """Everything the index and the search page are made from: the list rows (names, codes,
     places, statuses, credit levels), the regions, the site settings (not the export date, which
@@ -451,10 +513,9 @@ def search_key(loaded: Loaded, rows: list[pages.Row]) -> str:
     monitoring data shows on the pages only)."""
     return key_of(
         hashlib.blake2b(repr(rows).encode(), digest_size=12).hexdigest(),
-        loaded.regions.model_dump(mode="json"),
+        frame_key(loaded),
         pages._site_key(loaded.site),
         pages.template_key(pages.environment(), "search.html"),
-        files_key(_CODE),
     )
 
 
@@ -500,21 +561,28 @@ def content_hash(data: bytes) -> str:
 
 @dataclass
 class Index:
-    """The index files under their content names, and what the page says of them (`_meta`)."""
+    """The index files under their content names, and what the page says of them (`_meta`). A
+    patched index holds only tonight's new files' bytes; `kept` names the live files it keeps."""
 
     files: dict[str, bytes]
     dirs: dict[str, Any]
     keys: dict[str, str]  # c, x: their keys.json
     heavy: dict[str, str]  # bigram: its file's name (without .bin)
     shards: int
+    enterprises: int
+    shard_bytes: int  # the bigrams' bytes in all shards (what their number follows)
+    kept: set[str] = field(default_factory=set)
 
-    def put(self, stem: str, ext: str, data: bytes) -> str:
-        """Adds a file as `<stem>.<hash>.<ext>`; returns the hash."""
+    def put(self, stem: str, ext: str, data: bytes | str) -> str:
+        """Adds a file as `<stem>.<hash>.<ext>` (a str: the hash of a live file kept); returns the hash."""
+        if isinstance(data, str):
+            self.kept.add(f"{stem}.{data}.{ext}")
+            return data
         digest = content_hash(data)
         self.files[f"{stem}.{digest}.{ext}"] = data
         return digest
 
-    def numbered(self, kind: str, ext: str, files: list[bytes]) -> None:
+    def numbered(self, kind: str, ext: str, files: Sequence[bytes | str]) -> None:
         """Files `<kind>/<n>`, and the directories that name them, DIR_SIZE a directory."""
         hashes = [self.put(f"{kind}/{n}", ext, data) for n, data in enumerate(files)]
         self.dirs[kind] = [
@@ -522,21 +590,247 @@ class Index:
             for g, at in enumerate(range(0, len(hashes), DIR_SIZE))
         ]
 
+    def filters(self, hashes: dict[str, bytes | str]) -> None:
+        names = {name: self.put(f"f/{name}", "bin", data) for name, data in sorted(hashes.items())}
+        self.dirs["f"] = self.put("d/f", "json", _json(names))  # by kind-value: few, and not numbered
+
+    def names(self) -> set[str]:
+        return self.files.keys() | self.kept
+
 
 def _index(docs: list[Doc], space: int, tables: Tables) -> tuple[Index, Counter[tuple[str, str]]]:
-    shards, heavy = _name_files(docs, space)
-    index = Index({}, {}, {}, {}, len(shards))
+    shards, heavy, total = _name_files(docs, space)
+    index = Index({}, {}, {}, {}, len(shards), len(docs), total)
     index.numbered("s", "bin", shards)
     index.heavy = {bg: f"{heavy_key(bg)}.{index.put(f'h/{heavy_key(bg)}', 'bin', data)}" for bg, data in heavy.items()}
-    index.numbered("r", "json", _record_files(docs, space, tables))
+    index.numbered("r", "json", list(_record_files(docs, space, tables).values()))
     for folder, reverse in (("c", False), ("x", True)):
         codes, keys = _code_files(docs, reverse)
         index.numbered(folder, "json", codes)
         index.keys[folder] = index.put(f"{folder}/keys", "json", keys)
     filters, counts = _filter_files(docs, space, tables)
-    names = {name: index.put(f"f/{name}", "bin", data) for name, data in filters.items()}
-    index.dirs["f"] = index.put("d/f", "json", _json(names))  # by kind-value: few, and not numbered
+    index.filters(dict(filters))
     return index, counts
+
+
+# --- a night's changes, patched into the live index ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class LiveIndex:
+    """The live build's index as its search page and directories name it."""
+
+    meta: dict[str, Any]
+    numbered: dict[str, list[str]]  # s, r, c, x: the hash of each file, by number
+    filters: dict[str, str]  # kind-value: hash
+
+    @classmethod
+    def read(cls, page_html: str, read: Callable[[str], bytes | None]) -> LiveIndex | None:
+        """From the search page and `read(path)` (a site path); None if anything is missing."""
+        meta = page_meta(page_html)
+        if meta is None or "frame" not in meta:
+            return None
+        numbered: dict[str, list[str]] = {}
+        filters: dict[str, str] = {}
+        for kind, path, first in _directories(meta):
+            data = read(path)
+            if data is None:
+                return None
+            if first is None:
+                filters = json.loads(data)
+            else:
+                numbered.setdefault(kind, []).extend(json.loads(data))
+        return cls(meta, numbered, filters)
+
+
+def _indexed(d: Doc) -> tuple[Any, ...]:
+    """What of an enterprise the index holds."""
+    r = d.row
+    return (d.id, r.name, r.city_code, d.county, r.industry, r.category, r.status, d.credit)
+
+
+def _update(
+    live: LiveIndex,
+    read: Callable[[str], bytes | None],
+    before: dict[str, Doc],
+    after: dict[str, Doc],
+    docs: list[Doc],
+    space: int,
+    tables: Tables,
+) -> tuple[Index, Counter[tuple[str, str]]] | None:
+    """The index for `docs`, as `_index` makes it, from the live index and the enterprises whose
+    indexed view (`_indexed`) differs tonight: `before`, last night's view of those that were
+    there; `after`, tonight's of those that are. Only the files they are in are made again. None
+    where the whole index changes shape (the id space, the number of shards, a bigram turning
+    heavy or light): build it whole."""
+    meta = live.meta
+    if meta["space"] != space or len(live.numbered.get("s", ())) != meta["shards"]:
+        return None
+    names = _patch_names(live, read, before, after, len(docs), space)
+    if names is None:
+        return None
+    shards, heavy, total = names
+    index = Index({}, {}, dict(meta["keys"]), {}, meta["shards"], len(docs), total)
+    index.numbered("s", "bin", shards)
+    index.heavy = {
+        bg: f"{heavy_key(bg)}.{index.put(f'h/{heavy_key(bg)}', 'bin', data)}" for bg, data in sorted(heavy.items())
+    }
+    groups = {d.id // RECORDS_SPAN for d in (*before.values(), *after.values())}
+    records: list[bytes | str] = list(live.numbered["r"])
+    for n, data in _record_files(docs, space, tables, groups).items():
+        records[n] = data
+    index.numbered("r", "json", records)
+    same_codes = before.keys() == after.keys() and all(before[p].id == after[p].id for p in before)
+    for folder, reverse in (("c", False), ("x", True)):
+        if same_codes:  # the same numbers with the same ids: the code lists stand
+            index.numbered(folder, "json", live.numbered[folder])
+            index.put(f"{folder}/keys", "json", meta["keys"][folder])
+        else:
+            codes, keys = _code_files(docs, reverse)
+            index.numbered(folder, "json", codes)
+            index.keys[folder] = index.put(f"{folder}/keys", "json", keys)
+    touched = {k for d in (*before.values(), *after.values()) for k in filter_keys(d, tables.credits)}
+    filters, counts = _filter_files(docs, space, tables, touched)
+    kept = {name: h for name, h in live.filters.items() if tuple(name.split("-", 1)) not in touched}
+    index.filters({**kept, **filters})
+    return index, counts
+
+
+def _patch_names(
+    live: LiveIndex,
+    read: Callable[[str], bytes | None],
+    before: dict[str, Doc],
+    after: dict[str, Doc],
+    enterprises: int,
+    space: int,
+) -> tuple[list[bytes | str], dict[str, bytes | str], int] | None:
+    """The shards and heavy bigrams with the changed names (or ids) taken out and put in again:
+    the live shards those names' bigrams hash to are read, patched and encoded anew."""
+    meta = live.meta
+    shards, heavy = meta["shards"], meta["heavy"]
+    limit = heavy_limit(enterprises)
+    if limit < heavy_limit(meta["n"]):
+        return None  # a light bigram of an unread shard could now be heavy
+    moved = [p for p in before.keys() | after.keys() if _name_of(before.get(p)) != _name_of(after.get(p))]
+    gone: dict[str, set[int]] = defaultdict(set)
+    for p in moved:
+        if p in before:
+            for bg in bigrams(before[p].key):
+                gone[bg].add(before[p].id)
+    come = _postings(sorted((after[p] for p in moved if p in after), key=lambda d: d.id))
+    files: list[bytes | str] = list(live.numbered["s"])
+    total = meta["sb"]
+    for s in sorted({shard_of(bg, shards) for bg in gone.keys() | come.keys() if bg not in heavy}):
+        data = read(f"{PATH}i/s/{s}.{files[s]}.bin")
+        if data is None:
+            return None
+        entries = decode_shard(data)
+        total -= len(data) - read_varint(data, 0)[1]  # after the head: the bigrams' count
+        for bg, masks in entries.items():
+            for i in gone.get(bg, ()):
+                masks.pop(i, None)
+        for bg, found in come.items():
+            if bg not in heavy and shard_of(bg, shards) == s:
+                masks = entries.setdefault(bg, {})
+                masks.update((i, position_mask(positions)) for i, positions in found.items())
+        parts = []
+        for bg in sorted(entries):
+            masks = entries[bg]
+            if len(masks) > limit:
+                return None  # turns heavy
+            if masks:
+                parts.append(_bigram_bytes(bg, dict(sorted(masks.items()))))
+        files[s] = _shard_file(parts)
+        total += sum(map(len, parts))
+    if shard_count(total) != shards:
+        return None
+    heavy_files: dict[str, bytes | str] = {}
+    for bg, name in heavy.items():
+        h = name.rsplit(".", 1)[1]
+        data = read(f"{PATH}i/h/{name}.bin")
+        if data is None:
+            return None
+        if bg not in gone and bg not in come:
+            if _set_size(data) <= limit:
+                return None  # turns light
+            heavy_files[bg] = h
+            continue
+        ids, at = decode_ids(data)
+        starts = decode_ids(data, at)[0]
+        every, first = set(ids) - gone.get(bg, set()), set(starts) - gone.get(bg, set())
+        every.update(come.get(bg, {}))
+        first.update(i for i, positions in come.get(bg, {}).items() if 0 in positions)
+        if len(every) <= limit:
+            return None
+        heavy_files[bg] = _heavy_file(sorted(every), sorted(first), space)
+    return files, heavy_files, total
+
+
+def _name_of(d: Doc | None) -> tuple[int, str] | None:
+    return None if d is None else (d.id, d.key)
+
+
+def _set_size(data: bytes) -> int:
+    """How many ids the id set at the start of `data` holds (encode_ids), without decoding it."""
+    if data[0] == 0:
+        return read_varint(data, 1)[0]
+    size, at = read_varint(data, 1)
+    return int.from_bytes(data[at : at + size], "little").bit_count()
+
+
+def _patched(
+    loaded: Loaded, reuse: Reuse, docs: list[Doc], space: int, tables: Tables
+) -> tuple[Index, Counter[tuple[str, str]]] | None:
+    """Tonight's index patched into the live one (`_update`), its unchanged files linked; None
+    where the live index is not there whole or was made from another frame (`frame_key`)."""
+    live_root = reuse.live
+    if live_root is None:
+        return None
+
+    def read(path: str) -> bytes | None:
+        try:
+            return (live_root / path).read_bytes()
+        except OSError:
+            return None
+
+    page = read(PAGE)
+    live = LiveIndex.read(page.decode(errors="replace"), read) if page is not None else None
+    if live is None or live.meta["frame"] != frame_key(loaded):
+        return None
+    changes = _changes(reuse.previous.records, docs, _county_codes(loaded.regions))
+    if changes is None:
+        return None
+    made = _update(live, read, *changes, docs, space, tables)
+    if made is None or not all(reuse.link(f"{PATH}i/{name}", name) for name in sorted(made[0].kept)):
+        return None
+    return made
+
+
+_ROW_FIELDS = [f.name for f in fields(pages.Row)]
+
+
+def _changes(
+    records: Any, docs: list[Doc], counties: dict[tuple[str, str], str]
+) -> tuple[dict[str, Doc], dict[str, Doc]] | None:
+    """The enterprises whose indexed view differs from last night's (manifest.Records' list rows):
+    last night's view of those that were there, tonight's of those that are."""
+    if not isinstance(records, Records):
+        return None
+    names, rows = records.list_rows()
+    if names != _ROW_FIELDS:
+        return None
+    now = {d.row.permit_no: d for d in docs}
+    values = operator.attrgetter(*names)
+    differ = {p for p, row in rows.items() if p not in now or tuple(row) != values(now[p].row)}
+    new = now.keys() - rows.keys()
+    if new or len(rows) != len(now):  # the set of numbers changed: a few ids may have moved
+        old_ids = assign_ids(rows)
+        differ |= {p for p in rows.keys() & now.keys() if old_ids[p] != now[p].id}
+    else:
+        old_ids = {p: d.id for p, d in now.items()}
+    before = {p: _doc(old_ids[p], pages.Row(*rows[p]), counties) for p in differ}
+    before = {p: d for p, d in before.items() if p not in now or _indexed(d) != _indexed(now[p])}
+    return before, {p: now[p] for p in before.keys() | new if p in now}
 
 
 def _build(
@@ -550,7 +844,8 @@ def _build(
     started = time.perf_counter()
     docs, space = _docs(rows, loaded.regions)
     tables = _tables(loaded, docs)
-    index, counts = _index(docs, space, tables)
+    made = _patched(loaded, reuse, docs, space, tables) if reuse is not None else None
+    index, counts = made or _index(docs, space, tables)
     total = len(index.files)
     for done, (name, data) in enumerate(sorted(index.files.items()), 1):
         path = f"{PATH}i/{name}"
@@ -565,43 +860,54 @@ def _build(
     pages.write(staging, PAGE, env.get_template("search.html").render(page=page))
     return SearchStats(
         enterprises=len(docs),
-        files=total + 2,
+        files=len(index.names()) + 2,
         bytes=sum(map(len, index.files.values())),
         shards=index.shards,
         heavy=len(index.heavy),
         seconds=round(time.perf_counter() - started, 3),
-        version=_version(sorted(f"{PATH}i/{name}" for name in index.files)),
+        version=_version(sorted(f"{PATH}i/{name}" for name in index.names())),
     )
 
 
 META = re.compile(r'<script type="application/json" id="search-meta">(.*?)</script>', re.S)
 
 
+def page_meta(page_html: str) -> dict[str, Any] | None:
+    """The index's description the search page carries (None: not a search page)."""
+    m = META.search(page_html)
+    return None if m is None else json.loads(m.group(1))
+
+
+def _directories(meta: dict[str, Any]) -> Iterator[tuple[str, str, int | None]]:
+    """(kind, site path, number of its first file) of every directory the page names; the filters'
+    one (by kind-value, not numbered) has None."""
+    base = PATH + "i/"
+    for kind, names in meta["dirs"].items():
+        if kind == "f":
+            yield kind, f"{base}d/f.{names}.json", None
+        else:
+            yield from ((kind, f"{base}d/{kind}-{g}.{h}.json", g * meta["dir"]) for g, h in enumerate(names))
+
+
 def index_files(page_html: str, read: Callable[[str], bytes | None]) -> Iterator[str]:
     """Every index file the search page names, as the client finds it (paths under search/i/): the
     directories, code keys and heavy bigrams in the page, and the files each directory names.
     `read(path)` gives a directory's bytes (None: it is missing, and so are the files it names)."""
-    m = META.search(page_html)
-    if m is None:
+    meta = page_meta(page_html)
+    if meta is None:
         return
-    meta = json.loads(m.group(1))
     base = PATH + "i/"
-    for kind, names in meta["dirs"].items():
+    for kind, path, first in _directories(meta):
+        yield path
+        data = read(path)
+        if data is None:
+            continue
         ext = "bin" if kind in ("s", "f") else "json"
-        if kind == "f":  # one directory, by kind-value
-            groups: list[tuple[str, int | None]] = [(f"{base}d/f.{names}.json", None)]
+        listed = json.loads(data)
+        if first is None:
+            yield from (f"{base}f/{name}.{h}.{ext}" for name, h in listed.items())
         else:
-            groups = [(f"{base}d/{kind}-{g}.{h}.json", g * meta["dir"]) for g, h in enumerate(names)]
-        for path, first in groups:
-            yield path
-            data = read(path)
-            if data is None:
-                continue
-            listed = json.loads(data)
-            if first is None:
-                yield from (f"{base}f/{name}.{h}.{ext}" for name, h in listed.items())
-            else:
-                yield from (f"{base}{kind}/{first + k}.{h}.{ext}" for k, h in enumerate(listed))
+            yield from (f"{base}{kind}/{first + k}.{h}.{ext}" for k, h in enumerate(listed))
     yield from (f"{base}{folder}/keys.{h}.json" for folder, h in meta["keys"].items())
     yield from (f"{base}h/{name}.bin" for name in meta["heavy"].values())
 
@@ -633,6 +939,9 @@ def _meta(
     return {
         "space": space,
         "shards": index.shards,
+        "n": index.enterprises,  # these three: for the next night's build (`_update`)
+        "sb": index.shard_bytes,
+        "frame": frame_key(loaded),
         "span": RECORDS_SPAN,
         "dir": DIR_SIZE,
         "dirs": index.dirs,
