@@ -543,8 +543,10 @@ def build_search(
 def _reused(reuse: Reuse, key: str) -> SearchStats | None:
     """The live build's search files, if its search page was made from `key` (the index files are
     content-named: each is its own key)."""
+    if reuse.previous.key(PAGE) != key:
+        return None
     live = [p for p in reuse.previous.outputs if p.startswith(PATH)]
-    if reuse.previous.key(PAGE) != key or not all(reuse.link(p, reuse.previous.key(p) or "") for p in live):
+    if not all(reuse.link(p, reuse.previous.key(p) or "") for p in live):
         return None
     return SearchStats(0, len(live), 0, 0, 0, 0.0, _version(sorted(p for p in live if p.startswith(PATH + "i/"))))
 
