@@ -24,7 +24,12 @@ An enterprise's id is a function of its permit number and of the number of enter
 renames or re-rates a few enterprises changes only the files that name them: their bigrams' shards,
 their records file, their filter sets. Every file is named by a hash of its content
 (`s/12.0f3a9c21be.bin`), so a CDN and a browser keep it for ever and a search page cached from one
-night never reads another night's file under the same name. The client finds a numbered file's
+night never reads another night's file under the same name. Nor does the build make them all
+again: a night's changed rows are patched into the live index (`_update`: the shards the changed
+names' bigrams hash to are read, patched and encoded again, with the changed enterprises' records
+files and filter sets; every other file is linked), unless the index changes shape (a new id
+space or number of shards, a bigram turning heavy or light), when it is built whole; a test holds
+the patch equal to the whole build. The client finds a numbered file's
 name in a directory (`d/<kind>-<g>.json`, DIR_SIZE names a file, itself content-named); the page
 carries the directories' names, the heavy bigrams' and the code keys' inline. Sets are varints
 (LEB128) of id gaps, or bitmaps; the format is read by layouts/search.js. The search page itself is
