@@ -52,7 +52,7 @@ import time
 import unicodedata
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -597,7 +597,7 @@ class Index:
             for g, at in enumerate(range(0, len(hashes), DIR_SIZE))
         ]
 
-    def filters(self, hashes: dict[str, bytes | str]) -> None:
+    def filters(self, hashes: Mapping[str, bytes | str]) -> None:
         names = {name: self.put(f"f/{name}", "bin", data) for name, data in sorted(hashes.items())}
         self.dirs["f"] = self.put("d/f", "json", _json(names))  # by kind-value: few, and not numbered
 
@@ -616,7 +616,7 @@ def _index(docs: list[Doc], space: int, tables: Tables) -> tuple[Index, Counter[
         index.numbered(folder, "json", codes)
         index.keys[folder] = index.put(f"{folder}/keys", "json", keys)
     filters, counts = _filter_files(docs, space, tables)
-    index.filters(dict(filters))
+    index.filters(filters)
     return index, counts
 
 
