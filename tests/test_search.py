@@ -612,6 +612,17 @@ def test_a_nights_changes_patched_into_the_index_equal_the_index_built_whole() -
             assert 0 < len(index.files) < 0.5 * len(whole.names()), (night, len(index.files), len(whole.names()))
 
 
+def test_the_stage_is_keyed_by_what_it_shows(search_sample: SearchSite) -> None:
+    """A night whose rows change only in what search does not show (counts of exceedances,
+    penalties) keeps the live index as it is; a new status does not."""
+    rows = sorted(search_sample.rows, key=lambda r: r.permit_no)
+    key = search.search_key(search_sample.loaded, rows)
+    counted = [dataclasses.replace(r, exceedances=r.exceedances + 1, penalties=r.penalties + 2) for r in rows]
+    assert search.search_key(search_sample.loaded, counted) == key
+    revoked = [dataclasses.replace(rows[0], status="revoked" if rows[0].status != "revoked" else "valid"), *rows[1:]]
+    assert search.search_key(search_sample.loaded, revoked) != key
+
+
 def test_a_change_of_the_index_shape_builds_it_whole() -> None:
     """A bigram turning heavy (here: put into 400 of 3,000 names) changes which files hold it:
     no patch is made, the stage builds the index whole."""

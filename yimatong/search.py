@@ -511,13 +511,19 @@ def frame_key(loaded: Loaded) -> str:
     return key_of(loaded.regions.model_dump(mode="json"), [c.level for c in loaded.site.credit_scale], files_key(_CODE))
 
 
+# What of a list row the index and the search page show (not its counts of exceedances, penalties…).
+_SHOWN = operator.attrgetter(
+    "permit_no", "name", "city_code", "county", "industry", "industry_name", "category", "status", "credit"
+)
+
+
 def search_key(loaded: Loaded, rows: list[pages.Row]) -> str:
-    """Everything the index and the search page are made from: the list rows (names, codes,
-    places, statuses, credit levels), the regions, the site settings (not the export date, which
-    the page does not show), the template and the code. Most nights change none of it (new
-    monitoring data shows on the pages only)."""
+    """Everything the index and the search page are made from: of the list rows, the names, codes,
+    places, statuses and credit levels (`_SHOWN`); the regions, the site settings (not the export
+    date, which the page does not show), the template and the code. Most nights change none of it
+    (new monitoring data, a new exceedance show on the pages and lists only)."""
     return key_of(
-        hashlib.blake2b(repr(rows).encode(), digest_size=12).hexdigest(),
+        hashlib.blake2b(repr([_SHOWN(r) for r in rows]).encode(), digest_size=12).hexdigest(),
         frame_key(loaded),
         pages._site_key(loaded.site),
         pages.template_key(pages.environment(), "search.html"),
