@@ -54,6 +54,7 @@ import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -206,8 +207,8 @@ def decode_ids(data: bytes, offset: int = 0) -> tuple[list[int], int]:
             ids.append(prev)
         return ids, offset
     size = read()
-    ids = [i for i in range(size * 8) if data[offset + (i >> 3)] >> (i & 7) & 1]
-    return ids, offset + size
+    bits = bin(int.from_bytes(data[offset : offset + size], "little"))[:1:-1]  # the lowest bit first
+    return [i for i, bit in enumerate(bits) if bit == "1"], offset + size
 
 
 def position_mask(positions: Iterable[int]) -> int:
@@ -255,9 +256,13 @@ class Doc:
 
     id: int  # assign_ids
     row: pages.Row
-    key: str  # normalised name
     county: str | None  # county code
     credit: str | None  # public credit level; None when not rated or withheld
+
+    @cached_property
+    def key(self) -> str:
+        """The normalised name (made when asked: a patched night needs the changed names' only)."""
+        return normalise_name(self.row.name)
 
 
 def _county_codes(regions: Regions) -> dict[tuple[str, str], str]:
@@ -266,7 +271,7 @@ def _county_codes(regions: Regions) -> dict[tuple[str, str], str]:
 
 
 def _doc(i: int, r: pages.Row, counties: dict[tuple[str, str], str]) -> Doc:
-    return Doc(i, r, normalise_name(r.name), counties.get((r.city_code, r.county or "")), r.credit)
+    return Doc(i, r, counties.get((r.city_code, r.county or "")), r.credit)
 
 
 def _docs(rows: list[pages.Row], regions: Regions) -> tuple[list[Doc], int]:
