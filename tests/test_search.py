@@ -115,25 +115,6 @@ def test_place_names_with_and_without_suffix() -> None:
     assert search.place_aliases("城区") == ["城区"]  # one character left: too short to stand alone
 
 
-def _read_shard(data: bytes) -> dict[str, dict[int, int]]:
-    at = 0
-
-    def read() -> int:
-        nonlocal at
-        value, at = search.read_varint(data, at)
-        return value
-
-    out: dict[str, dict[int, int]] = {}
-    for _ in range(read()):
-        bigram = chr(read()) + chr(read())
-        entries, prev = {}, -1
-        for _ in range(read()):
-            prev += read() + 1
-            entries[prev] = read()
-        out[bigram] = entries
-    return out
-
-
 def index_file(folder: Path, meta: dict[str, Any], kind: str, n: int, ext: str) -> bytes:
     """A numbered index file, found as the client finds it: by the name its directory gives."""
     g = n // meta["dir"]
@@ -147,7 +128,7 @@ def test_every_bigram_of_every_name_is_indexed_at_its_positions(search_sample: S
     folder = search_sample.public / "search" / "i"
     meta = search_sample.meta
     ids = search.assign_ids(r.permit_no for r in search_sample.rows)
-    shards = {n: _read_shard(index_file(folder, meta, "s", n, "bin")) for n in range(meta["shards"])}
+    shards = {n: search.decode_shard(index_file(folder, meta, "s", n, "bin")) for n in range(meta["shards"])}
     for row in search_sample.rows:
         i = ids[row.permit_no]
         record = json.loads(index_file(folder, meta, "r", i // meta["span"], "json"))
@@ -476,7 +457,7 @@ def test_a_small_night_moves_a_small_part_of_the_index(search_scale: SearchSite,
     key = search.normalise_name(renamed.name)
     for bg in search.bigrams(key):
         if bg not in meta["heavy"]:
-            shard = _read_shard(
+            shard = search.decode_shard(
                 index_file(tmp_path / "search/i", meta, "s", search.shard_of(bg, meta["shards"]), "bin")
             )
             assert i in shard[bg], bg
