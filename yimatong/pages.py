@@ -63,12 +63,12 @@ class Row:
         lists, the home page, search), and repr was 3.5 s of a night's CPU at 100,000."""
         text = self.__dict__.get("_repr")
         if text is None:
-            text = f"Row({', '.join(f'{f}={getattr(self, f)!r}' for f in _ROW_FIELDS)})"
+            text = f"Row({', '.join(f'{f}={getattr(self, f)!r}' for f in ROW_FIELDS)})"
             self.__dict__["_repr"] = text  # frozen: not through setattr
         return text
 
 
-_ROW_FIELDS = [f.name for f in dataclasses.fields(Row)]
+ROW_FIELDS = [f.name for f in dataclasses.fields(Row)]  # in order: the manifest's list rows too
 
 
 @dataclass(frozen=True)

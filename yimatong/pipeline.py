@@ -311,14 +311,13 @@ def night_changes(loaded: Loaded, previous: Manifest | None, live: Path | None) 
     return found
 
 
-_ROW = [f.name for f in dataclasses.fields(pages.Row)]
 _ENTRY = [f.name for f in dataclasses.fields(Entry) if f.name != "secrets"]  # never written anywhere
 
 
 def _records(loaded: Loaded, rendered: pages.Rendered, carried: dict[str, dict[str, str]]) -> Records:
     """What the next night needs to know of each published permit (manifest.Records' fields)."""
     by_permit = {e.permit_no: e for e in loaded.entries}
-    row_of, entry_of = operator.attrgetter(*_ROW), operator.attrgetter(*_ENTRY)
+    row_of, entry_of = operator.attrgetter(*pages.ROW_FIELDS), operator.attrgetter(*_ENTRY)
     rows: dict[str, list[Any]] = {}
     for unit in rendered.units:
         entry = by_permit[unit.permit_no]
@@ -334,7 +333,7 @@ def _records(loaded: Loaded, rendered: pages.Rendered, carried: dict[str, dict[s
             list(row_of(unit.row)),
             list(entry_of(entry)),
         ]
-    return Records(rows, _ROW, _ENTRY)
+    return Records(rows, pages.ROW_FIELDS, _ENTRY)
 
 
 def _checkpoint(name: str) -> None:

@@ -53,7 +53,7 @@ import unicodedata
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -797,7 +797,7 @@ def _set_size(data: bytes) -> int:
 
 
 def _patched(
-    loaded: Loaded, reuse: Reuse, docs: list[Doc], space: int, tables: Tables
+    loaded: Loaded, reuse: Reuse, frame: str, docs: list[Doc], space: int, tables: Tables
 ) -> tuple[Index, Counter[tuple[str, str]]] | None:
     """Tonight's index patched into the live one (`_update`), its unchanged files linked; None
     where the live index is not there whole or was made from another frame (`frame_key`)."""
@@ -813,7 +813,7 @@ def _patched(
 
     page = read(PAGE)
     live = LiveIndex.read(page.decode(errors="replace"), read) if page is not None else None
-    if live is None or live.meta["frame"] != frame_key(loaded):
+    if live is None or live.meta["frame"] != frame:
         return None
     changes = _changes(reuse.previous.records, docs, _county_codes(loaded.regions))
     if changes is None:
@@ -824,9 +824,6 @@ def _patched(
     return made
 
 
-_ROW_FIELDS = [f.name for f in fields(pages.Row)]
-
-
 def _changes(
     records: Any, docs: list[Doc], counties: dict[tuple[str, str], str]
 ) -> tuple[dict[str, Doc], dict[str, Doc]] | None:
@@ -835,7 +832,7 @@ def _changes(
     if not isinstance(records, Records):
         return None
     names, rows = records.list_rows()
-    if names != _ROW_FIELDS:
+    if names != pages.ROW_FIELDS:
         return None
     now = {d.row.permit_no: d for d in docs}
     values = operator.attrgetter(*names)
@@ -862,7 +859,8 @@ def _build(
     started = time.perf_counter()
     docs, space = _docs(rows, loaded.regions)
     tables = _tables(loaded, docs)
-    made = _patched(loaded, reuse, docs, space, tables) if reuse is not None else None
+    frame = frame_key(loaded)
+    made = _patched(loaded, reuse, frame, docs, space, tables) if reuse is not None else None
     index, counts = made or _index(docs, space, tables)
     total = len(index.files)
     for done, (name, data) in enumerate(sorted(index.files.items()), 1):
@@ -872,7 +870,7 @@ def _build(
         if progress and (done % 2000 == 0 or done == total):
             progress(done, total)
     script = _write_client(staging, reuse)
-    meta = _meta(loaded, docs, space, tables, counts, index)
+    meta = _meta(loaded, docs, space, tables, counts, index, frame)
     page = _page(loaded, docs, tables, counts, script, meta, stamp)
     env = pages.environment()
     pages.write(staging, PAGE, env.get_template("search.html").render(page=page))
@@ -946,6 +944,7 @@ def _meta(
     t: Tables,
     counts: Counter[tuple[str, str]],
     index: Index,
+    frame: str,
 ) -> dict[str, Any]:
     """What the client needs before its first fetch (kept small: it is inline in the page)."""
     places: list[list[str]] = []
@@ -959,7 +958,7 @@ def _meta(
         "shards": index.shards,
         "n": index.enterprises,  # these three: for the next night's build (`_update`)
         "sb": index.shard_bytes,
-        "frame": frame_key(loaded),
+        "frame": frame,
         "span": RECORDS_SPAN,
         "dir": DIR_SIZE,
         "dirs": index.dirs,
