@@ -119,7 +119,7 @@ class RecordStore:
 
 # --- many files, in parallel, through the cache -------------------------------------------------
 
-Outcome = tuple[Entry | None, list[Problem]]  # file left blank in both: the same bytes may move
+Outcome = tuple[Entry | None, list[Problem]]  # the entry names the file it was last read from
 
 
 Signature = tuple[int, int, int, int, int]  # size, mtime, ctime (ns), inode, device
@@ -267,12 +267,14 @@ def load(
                     outcome = index[digest]
                 else:
                     parsed += 1
-                if digest:
-                    fresh[digest] = outcome
                 entry, found = outcome
                 problems += [p.at(rel) for p in found]
                 if entry is not None:
-                    entries.append(replace(entry, file=rel))
+                    if entry.file != rel:  # the same bytes may move (a new entry has no file yet)
+                        entry = replace(entry, file=rel)
+                    entries.append(entry)
+                if digest:
+                    fresh[digest] = (entry, found)
             done += len(batch)
             if progress:
                 progress(done, len(files))

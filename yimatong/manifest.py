@@ -163,18 +163,6 @@ class Manifest:
     as_of: str | None = None
     prior: Prior | None = None  # unknown after a first build, or with the live tree on another disk
 
-    def prior_tree(self) -> dict[str, int] | None:
-        """What the tree this build replaced holds (path -> inode), for `Reuse` when that tree is
-        tonight's untouched staging: its shared files are this build's inodes, the others can be
-        no live file (-1). None when the manifest does not know."""
-        if self.prior is None:
-            return None
-        tree = {p: -1 for p in self.prior.stale}
-        for p in self.prior.shared:
-            inode = self.outputs[p].inode
-            tree[p] = -1 if inode is None else inode
-        return tree
-
     @classmethod
     def read(cls, out: Path) -> Manifest | None:
         try:
@@ -267,10 +255,11 @@ class Reuse:
     older one in its way. A kept file that no stage asks for tonight is removed by `catalog`."""
 
     def __init__(
-        self, live: Path | None, previous: Manifest | None, staging: Path, base: dict[str, int] | None = None
+        self, live: Path | None, previous: Manifest | None, staging: Path, base: dict[str, int] | Prior | None = None
     ) -> None:
-        """`base`: what staging holds (path -> inode) when known without reading its folders
-        (`Manifest.prior_tree`, `tree_of`)."""
+        """`base`: what staging holds when known without reading its folders: path -> inode
+        (`tree_of`), or the live manifest's `prior` when staging is the tree that build replaced
+        (its shared files are the live build's inodes, the others no live file)."""
         self.live = live if previous is not None else None
         self.previous = previous or Manifest()
         self.staging = staging
@@ -291,12 +280,23 @@ class Reuse:
         self.kept: set[str] = set()  # files asked for and already in staging
         self._made: set[str] = set()  # staging folders known to exist (a mkdir per link cost 12 s at 100k)
         self._emptied: set[str] = set()  # folders files were removed from
-        doomed = []
-        for path, ino in (inodes(staging) if base is None else base).items():
-            if ino == self.live_inodes.get(path) and self.previous.key(path):
-                self.base.add(path)
-            else:
-                doomed.append(path)
+        outputs, live_inodes = self.previous.outputs, self.live_inodes
+        doomed: list[str] = []
+        if isinstance(base, Prior):
+            for path in base.shared:
+                old = outputs[path]
+                if old.key and old.inode is not None and old.inode == live_inodes.get(path):
+                    self.base.add(path)
+                else:
+                    doomed.append(path)
+            doomed += base.stale
+        else:
+            for path, ino in (inodes(staging) if base is None else base).items():
+                old = outputs.get(path)
+                if old is not None and old.key and ino == live_inodes.get(path):
+                    self.base.add(path)
+                else:
+                    doomed.append(path)
         # Last night's changes, a few thousand files whose folders and inodes the page cache has
         # often let go: each unlink waits on the disk, so several wait at once (0.5 ms each, alone).
         parts = [doomed[i::HASH_THREADS] for i in range(HASH_THREADS)]  # strided: not all in one folder

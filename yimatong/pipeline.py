@@ -88,7 +88,7 @@ def _build(data: Path, out: Path, cache: Path, progress: Progress | None, option
             previous = Manifest.read(out) if live else None
             base = None
             if pristine:  # the live build's manifest says what its predecessor holds, or that one's own does
-                base = (previous.prior_tree() if previous else None) or tree_of(staging)
+                base = (previous.prior if previous else None) or tree_of(staging)
             last.append((previous, Reuse(None if options.full else live, previous, staging, base)))
         heap.keep(collect=False)  # made while the collector was off: no cycles in it to find
 
