@@ -153,3 +153,33 @@ def test_build_of_bad_data_writes_only_inside_out(corpus: Path, tmp_path: Path) 
     assert not list(tmp_path.rglob("passwd"))
     pages = sorted(p.parent.name for p in (work / "public" / "P").glob("*/index.html"))
     assert len(pages) == 3  # the good file and the two accepted with warnings
+
+
+def test_strict_reading_gives_what_pyyaml_gives_and_refuses_every_alias() -> None:
+    """The strict loader constructs each distinct scalar once per process: invisible in the result,
+    and no way around the refusal of aliases (named at the line of the first `*`) or of impossible
+    dates, however often a text recurs."""
+    import yaml
+
+    from yimatong import yamlread
+
+    files = sorted((ROOT / "data").rglob("*.yaml")) + sorted((CORPUS / "enterprises").glob("good*.yaml"))
+    assert len(files) > 50
+    for f in files * 2:  # the second pass reads every scalar from the memo
+        text = f.read_text(encoding="utf-8-sig")
+        assert yamlread.parse(text) == yaml.load(text, Loader=yaml.CSafeLoader), f
+
+    aliased = [
+        ("a: &x 1.5\nb: [1.5, *x]\n", 2),
+        ("a: [&x 2026-01-02]\nb: *x\n", 2),
+        ("a: &x 是\nb:\n  - 是\n  - *x\n", 4),
+        ("&k a: 1\nb: {*k : 2}\n", 2),
+    ]
+    for text, line in aliased * 2:  # the second time, the anchored scalar comes from the memo
+        with pytest.raises(yamlread.YamlProblem) as err:
+            yamlread.parse(text)
+        assert (err.value.line, err.value.message) == (line, yamlread.ALIAS_REFUSED), text
+    for _ in range(2):
+        with pytest.raises(yamlread.YamlProblem) as err:
+            yamlread.parse("a: 2026-01-02\nb: [2026-01-02, 2023-02-30]\n")
+        assert (err.value.line, err.value.message) == (2, "日期不存在：2023-02-30")
