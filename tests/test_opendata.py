@@ -456,6 +456,54 @@ def test_a_nights_zips_come_with_where_their_bytes_are_the_live_zips(
     assert write_open_data(tonight, tmp_path / "third", scratch, cache_dir=cache).zips == {}
 
 
+def test_a_new_reading_leaves_the_zips_of_the_tables_it_does_not_touch_as_they_were(
+    site: tuple[Loaded, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Most nights bring new readings, not new names: a table whose rows did not change keeps its
+    zip, every piece copied from the live one, and nothing in it is compressed again."""
+    monkeypatch.setattr(opendata, "SEGMENT_BYTES", 2048)  # many segments in the 60-record sample
+    loaded = site[0]
+    cache, first, second = tmp_path / "cache", tmp_path / "first", tmp_path / "second"
+    write_open_data(loaded, first, None, cache_dir=cache)
+
+    def measured(e: Entry) -> bool:
+        return any(v is not None for s in loaded.store.get(e.digest)["self_monitoring"]["series"] for v in s["values"])
+
+    changed = next(e for e in loaded.entries if measured(e))
+    view = loaded.store.get(changed.digest)
+    values = next(s for s in view["self_monitoring"]["series"] if any(v is not None for v in s["values"]))["values"]
+    last = max(i for i, v in enumerate(values) if v is not None)
+    values[last] = round(values[last] * 0.9, 2)  # lower: no new exceedance to count elsewhere
+    tonight = replace(
+        loaded,
+        entries=[replace(e, digest="f" * 32) if e is changed else e for e in loaded.entries],
+        store=_Store(loaded.store, {"f" * 32: view}),
+    )
+    stats = write_open_data(tonight, second, first, cache_dir=cache)
+
+    def text(root: Path, name: str) -> bytes:
+        with zipfile.ZipFile(root / "data" / name) as z:
+            return z.read(z.infolist()[0])
+
+    moved = {d.name for d in stats.downloads if text(first, d.name) != text(second, d.name)}
+    assert {"yimatong-self_monitoring.csv.zip", "yimatong-records.jsonl.zip"} <= moved
+    assert len(moved) <= 5 and len(stats.downloads) == 23
+    new = 0
+    for d in stats.downloads:
+        pieces = stats.zips[f"data/{d.name}"].pieces
+        new += sum(p.source < 0 for p in pieces)
+        if d.name not in moved:
+            assert (second / "data" / d.name).read_bytes() == (first / "data" / d.name).read_bytes()
+            assert all(p.source >= 0 for p in pieces), d.name
+        else:
+            assert 0 < sum(p.source < 0 for p in pieces) < len(pieces) / 2, d.name
+    assert stats.compressed == new
+
+    scratch = write_open_data(tonight, tmp_path / "scratch", None)
+    for d in scratch.downloads:
+        assert (second / "data" / d.name).read_bytes() == (tmp_path / "scratch/data" / d.name).read_bytes(), d.name
+
+
 def test_the_next_day_reencodes_only_records_whose_dated_facts_move(site: tuple[Loaded, Path], tmp_path: Path) -> None:
     loaded = site[0]
     cache = tmp_path / "cache"

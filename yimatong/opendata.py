@@ -13,12 +13,14 @@ derived facts (`facts`), the same sources as the pages, through the tables decla
 A nightly build redoes only what changed. An enterprise's rows (and its data.json) depend only on
 its record, the site settings, this code and the date-dependent facts, so they are encoded once and
 then reused until one of those changes (`facts.stable_until`). Each table's deflate stream is cut into
-segments at record boundaries chosen by the records' digests (content-defined, so the same records
-give the same segments whatever changed around them), each compressed on its own: tonight's zip
-copies the compressed bytes of every segment whose records are unchanged from last night's and
-compresses only the rest. Deflate streams concatenate when each part ends on a byte boundary
-(Z_SYNC_FLUSH); the CRC-32 of the whole is combined from the parts'. The cache (`<cache>/opendata/`)
-holds last night's zips and an index of what they hold.
+segments at record boundaries chosen by the records' permit numbers (so the same records give the
+same segments whatever changed around them), each compressed on its own: tonight's zip copies the
+compressed bytes of every segment whose text is unchanged from last night's (a segment is known by a
+hash of its records' bytes in that stream) and compresses only the rest. A change that leaves a
+table's rows as they were (a new reading touches the records and the self-monitoring tables, not the
+permits or the limits) leaves that table's zip the same file. Deflate streams concatenate when each
+part ends on a byte boundary (Z_SYNC_FLUSH); the CRC-32 of the whole is combined from the parts'. The
+cache (`<cache>/opendata/`) holds last night's zips and an index of what they hold.
 
 The verifier need not read again what it read last night: `OpenDataStats.zips` says, for each zip
 written, where its deflate data lies and which of its pieces are byte-for-byte copies of the live
@@ -91,7 +93,7 @@ COMPRESSOR = f"zlib-ng {zlib_ng.ZLIBNG_VERSION}"
 SEGMENT_BYTES = 64 * 1024  # uncompressed bytes per segment, on average: small costs ratio, large costs work
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the same for every build: unchanged content is unchanged bytes
 CACHE = "opendata"
-_STATE_VERSION = 2  # 2: segments carry their line count
+_STATE_VERSION = 3  # 2: segments carry their line count; 3: segments known by their records' bytes
 # The rows' bytes depend on this code (and on the record, the site settings and the date's facts).
 _CODE = [Path(__file__).with_name(n) for n in ("opendata.py", "tables.py", "facts.py", "charts.py", "context.py")]
 CODE = files_key([*_CODE, *(Path(__file__).with_name(n) for n in ("urls.py", "schema.py"))])
@@ -339,6 +341,7 @@ class _StreamState:
     file: str  # the zip, in the cache folder
     start: int  # where its deflate data starts
     lengths: array  # per record: its bytes in this stream
+    ids: array  # per record: a hash of those bytes (`_id`)
     segments: list[Segment]
     key: str  # of every segment: the same key, the same file
     bytes: int
@@ -353,7 +356,6 @@ class _State:
 
     gen: str
     dkeys: list[str]  # the record's own key (digest, site settings, code)
-    keys: list[str]  # dkey and the date its rows hold until: what a segment is made of
     encoded_on: array  # ordinal of the as-of date its rows were encoded for
     until: array  # ordinal of facts' stable_until then
     rows: list[array]  # per table (records last): rows per record
@@ -382,26 +384,26 @@ class _Plan:
 
     n: int
     dkeys: list[str]
-    keys: list[str]
-    cuts: list[int]  # per record: the number its segment boundaries are chosen by
+    cuts: list[int]  # per record: the number its segment boundaries are chosen by (`_cut`)
     old: list[int]  # per record: its index in last night's state, or -1 when encoded tonight
     encoded_on: array
     until: array
     rows: list[array]  # per table (records last), per record
     lengths: list[array]  # per stream, per record
+    ids: list[array]  # per stream, per record: `_id` of its bytes
     spooled: list[array]  # per stream, per record encoded tonight: where its bytes are in the spool
     spool: list[int]  # per stream: the spool file (a descriptor)
     previous: _State | None
     folder: Path
     gen: str
-    groups: dict[int, list[tuple[int, int, str]]] = field(default_factory=dict)  # by `every`
+    groups: dict[int, list[tuple[int, int]]] = field(default_factory=dict)  # by `every`
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _groups(plan: _Plan, lengths: array) -> list[tuple[int, int, str]]:
-    """Records in segments of about SEGMENT_BYTES, with the hash of their keys: a segment ends after
-    a record whose digest says so, one in `every` (a power of two chosen by the stream's mean bytes
-    per record). Streams of the same `every` share the work."""
+def _groups(plan: _Plan, lengths: array) -> list[tuple[int, int]]:
+    """Records in segments of about SEGMENT_BYTES: a segment ends after a record whose permit number
+    says so, one in `every` (a power of two chosen by the stream's mean bytes per record). Streams of
+    the same `every` share the work."""
     if plan.n == 0:
         return []
     mean = max(sum(lengths) / plan.n, 1.0)
@@ -411,17 +413,28 @@ def _groups(plan: _Plan, lengths: array) -> list[tuple[int, int, str]]:
             groups, first = [], 0
             for i, cut in enumerate(plan.cuts):
                 if cut % every == 0 or i == plan.n - 1:
-                    groups.append((first, i + 1, _segment_key("", plan.keys[first : i + 1])))
+                    groups.append((first, i + 1))
                     first = i + 1
             plan.groups[every] = groups
         return plan.groups[every]
 
 
-def _segment_key(stream: str, keys: Sequence[str]) -> str:
+def _segment_key(stream: str, parts: Sequence[bytes]) -> str:
     h = hashlib.blake2b(f"{stream}\0{COMPRESSOR}\0{LEVEL}\0{SEGMENT_BYTES}".encode(), digest_size=12)
-    for k in keys:
-        h.update(k.encode())
+    for part in parts:
+        h.update(part)
     return h.hexdigest()
+
+
+def _id(part: bytes) -> int:
+    """A record's bytes in one stream, as a number: equal numbers, equal bytes (64 bits)."""
+    return int.from_bytes(hashlib.blake2b(part, digest_size=8).digest(), "little")
+
+
+def _cut(permit_no: str) -> int:
+    """What chooses the segment boundaries: the permit number's, not the record's, so a changed
+    record leaves the boundaries, and every other segment's text, as they were."""
+    return int.from_bytes(hashlib.blake2b(permit_no.encode(), digest_size=4).digest(), "little")
 
 
 class _OldBytes:
@@ -466,16 +479,17 @@ def _write_stream(
     """Tonight's zip of one stream, in the cache folder: unchanged segments copied, the rest compressed.
     Also where each segment's bytes stand in last night's zip (-1: compressed tonight), None without one,
     and per segment the stretches of its text copied from last night's segments (`Same`)."""
-    lengths = plan.lengths[stream.index]
-    segments: list[tuple[int, int, str]] = [(0, 0, _segment_key(stream.name, [header.hex()]))] if header else []
-    segments += [(a, b, _segment_key(stream.name, [k])) for a, b, k in _groups(plan, lengths)]
-    key = _segment_key(stream.name, [s[2] for s in segments])
+    lengths, ids = plan.lengths[stream.index], plan.ids[stream.index]
+    segments: list[tuple[int, int, str]] = [(0, 0, _segment_key(stream.name, [header]))] if header else []
+    segments += [(a, b, _segment_key(stream.name, [ids[a:b].tobytes()])) for a, b in _groups(plan, lengths)]
+    key = _segment_key(stream.name, [s[2].encode() for s in segments])
     name = f"{stream.name}.{plan.gen}.zip"
     target = plan.folder / name
     prev = plan.previous.streams[stream.name] if plan.previous else None
     if prev is not None and prev.key == key:
         os.link(plan.folder / prev.file, target)  # the same segments: the same bytes
-        return replace(prev, file=name, lengths=lengths), 0, [prev.start + s[3] for s in prev.segments], []
+        state = replace(prev, file=name, lengths=lengths, ids=ids)
+        return state, 0, [prev.start + s[3] for s in prev.segments], []
     reusable = {s[2]: s for s in prev.segments} if prev else {}
     usize = len(header) + sum(lengths)
     zip64 = usize >= _LIMIT
@@ -523,7 +537,7 @@ def _write_stream(
             os.close(fd)
     with target.open("rb") as f:
         sha = hashlib.file_digest(f, "sha256").hexdigest()
-    state = _StreamState(name, start, lengths, done, key, target.stat().st_size, usize, sha)
+    state = _StreamState(name, start, lengths, ids, done, key, target.stat().st_size, usize, sha)
     return state, compressed, sources if prev else None, sames
 
 
@@ -813,13 +827,13 @@ def _plan(loaded: Loaded, folder: Path, spool_dir: Path, progress: Progress | No
     plan = _Plan(
         n=n,
         dkeys=dkeys,
-        keys=[""] * n,
-        cuts=[int(e.digest[-8:], 16) for e in entries],
+        cuts=[_cut(e.permit_no) for e in entries],
         old=old,
         encoded_on=array("l", [today]) * n,
         until=array("l", [today]) * n,
         rows=[array("L", [0]) * n for _ in range(len(TABLES) + 1)],
         lengths=[array("Q", [0]) * n for _ in STREAMS],
+        ids=[array("Q", [0]) * n for _ in STREAMS],
         spooled=[array("Q", [0]) * n for _ in STREAMS],
         spool=[],
         previous=state,
@@ -832,9 +846,10 @@ def _plan(loaded: Loaded, folder: Path, spool_dir: Path, progress: Progress | No
             # Same record and settings, and none of its date-dependent facts has changed since.
             if j >= 0 and state.encoded_on[j] <= today < state.until[j]:
                 old[i] = j
-                plan.keys[i], plan.encoded_on[i], plan.until[i] = state.keys[j], state.encoded_on[j], state.until[j]
-        # Last night's lengths and row counts of the records found, one column at a time (fast).
+                plan.encoded_on[i], plan.until[i] = state.encoded_on[j], state.until[j]
+        # Last night's lengths, ids and row counts of the records found, one column at a time (fast).
         plan.lengths = [_take(state.streams[s.name].lengths, old, "Q") for s in STREAMS]
+        plan.ids = [_take(state.streams[s.name].ids, old, "Q") for s in STREAMS]
         plan.rows = [_take(r, old, "L") for r in state.rows]
     missing = [i for i in range(n) if old[i] < 0]
     writers = [(spool_dir / s.name).open("wb", buffering=1 << 20) for s in STREAMS]
@@ -847,12 +862,12 @@ def _plan(loaded: Loaded, folder: Path, spool_dir: Path, progress: Progress | No
                 for s, part, w in zip(STREAMS, enc.parts, writers, strict=True):
                     plan.spooled[s.index][i] = positions[s.index]
                     plan.lengths[s.index][i] = len(part)
+                    plan.ids[s.index][i] = _id(part)
                     positions[s.index] += len(part)
                     w.write(part)
                 for t, r in enumerate(plan.rows):
                     r[i] = enc.rows[t]
                 plan.until[i] = enc.until
-                plan.keys[i] = key_of(dkeys[i], enc.until)
             done += len(batch)
             if progress:
                 progress(done, n)
@@ -970,7 +985,7 @@ def _documents(loaded: Loaded, staging: Path, plan: _Plan, reuse: Reuse | None) 
 def _save(plan: _Plan, streams: dict[str, _StreamState]) -> None:
     """Tonight's state for the next build, then last night's zips go (a run that dies before the
     state is replaced leaves last night's state and zips as they were)."""
-    state = _State(plan.gen, plan.dkeys, plan.keys, plan.encoded_on, plan.until, plan.rows, streams)
+    state = _State(plan.gen, plan.dkeys, plan.encoded_on, plan.until, plan.rows, streams)
     tmp = plan.folder / f"state.{plan.gen}.tmp"
     tmp.write_bytes(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
     tmp.replace(plan.folder / "state.pickle")
