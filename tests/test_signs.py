@@ -643,6 +643,21 @@ def test_a_night_with_one_renamed_enterprise_redoes_only_its_signs(rendered: Ren
     assert stats.qr_urls == sorted({c.qr_url for c in rendered.contents})
 
 
+def test_volumes_merged_on_worker_processes_are_the_volumes_merged_here(
+    rendered: Rendered, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A night that changes many signs merges its county volumes on the workers: the same bytes."""
+    cache = tmp_path / "cache"
+    shutil.copytree(rendered.cache, cache)
+    shutil.rmtree(cache / "signs" / "batch")  # every volume to merge again; the signs stay cached
+    monkeypatch.setattr(signs, "MERGE_PARALLEL_FROM", 0)
+    stats = signs.render_signs(rendered.loaded, tmp_path / "staging", cache, workers=2)
+    volumes = {signs.volume_path(p.city.code, p.region, c.fmt) for p in rendered.permits for c in p.contents}
+    assert stats.volumes == len(volumes) > 1 and stats.rendered == 0
+    for path in volumes:
+        assert (tmp_path / "staging" / path).read_bytes() == (rendered.staging / path).read_bytes(), path
+
+
 def test_a_permit_that_expires_overnight_loses_its_signs_without_a_new_export(
     rendered: Rendered, tmp_path: Path
 ) -> None:

@@ -86,6 +86,7 @@ QR_QUIET = 4
 
 BATCH_SIZE = 40  # signs per WeasyPrint document at most; see bench/RESULTS.md
 PARALLEL_FROM = 1000  # signs to render before worker processes pay for their start-up (bench)
+MERGE_PARALLEL_FROM = 3000  # volume pages to merge before worker processes pay for theirs (~1.5 ms a page)
 
 
 class SignError(YimatongError):
@@ -830,7 +831,8 @@ class SignCache:
     def batch(self, key: str) -> Path:
         return self.root / "batch" / f"{key}.pdf"
 
-    def put(self, path: Path, data: bytes) -> None:
+    @staticmethod
+    def put(path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_bytes(data)
@@ -1092,7 +1094,10 @@ def render_signs(
             progress(total - len(todo) + stats.rendered, total)
 
     render_missing([(c, k) for k, c in todo.items()], font, cache_dir, workers or os.cpu_count() or 1, advance)
-    publisher = _Publisher(cache, staging, reuse, stats, lambda chunk: advance(_render_chunk(font, cache_dir, chunk)))
+    cores = workers or os.cpu_count() or 1
+    publisher = _Publisher(
+        cache, staging, reuse, stats, lambda chunk: advance(_render_chunk(font, cache_dir, chunk)), cores
+    )
     sizes = {digest: publisher.signs(permits[digest], row.sizes) for digest, row in rows.items()}
     stats.reused = total - stats.rendered
     city_signs = publisher.cities(loaded, list(permits.values()), sizes)
@@ -1260,8 +1265,10 @@ class _Publisher:
         reuse: Reuse,
         stats: SignStats,
         render: Callable[[list[tuple[SignContent, str]]], None],
+        workers: int = 1,
     ) -> None:
         self.cache, self.staging, self.reuse, self.stats, self.render = cache, staging, reuse, stats, render
+        self.workers = workers
         self.batches: set[str] = set()  # the volumes' cache keys in use
 
     def signs(self, permit: PermitSigns, known: tuple[tuple[int, int], ...] | None) -> tuple[tuple[int, int], ...]:
@@ -1291,7 +1298,9 @@ class _Publisher:
         by_city: dict[str, list[tuple[PermitSigns, tuple[tuple[int, int], ...]]]] = defaultdict(list)
         for permit, size in zip(permits, sizes.values(), strict=True):
             by_city[permit.city.code].append((permit, size))
-        out = []
+        # First every volume's key (linked, cached, or to merge), then the merges, then the pages.
+        cities: list[tuple[City, list[str], dict[str, str], dict[str, list[EnterpriseSigns]]]] = []
+        wanted: dict[tuple[str, str, str], _PlannedVolume] = {}
         for city in loaded.regions.cities:
             enterprises: dict[str, list[EnterpriseSigns]] = defaultdict(list)
             members: dict[tuple[str, str], list[tuple[SignContent, str]]] = defaultdict(list)
@@ -1306,14 +1315,26 @@ class _Publisher:
                     )
                     members[(permit.region, content.format)].append((content, key))
                 enterprises[permit.region].append(_enterprise_signs(permit, items))
-            volumes, counties = [], []
             labels = {city.code: city.name, **{k.code: f"{city.name}{k.name}" for k in city.counties}}
-            for region in sorted({*enterprises, *(r for r, _ in members)}, key=lambda r: (r != city.code, r)):
+            regions = sorted({*enterprises, *(r for r, _ in members)}, key=lambda r: (r != city.code, r))
+            cities.append((city, regions, labels, enterprises))
+            for region in regions:
+                label = labels.get(region, f"{city.name} {region}")
+                for fmt in FORMATS.values():
+                    if members.get((region, fmt.key)):
+                        wanted[(city.code, region, fmt.key)] = self._plan_volume(
+                            city.code, region, label, fmt, members[(region, fmt.key)]
+                        )
+        self._merge([v.merge for v in wanted.values() if v.merge is not None])
+        out = []
+        for city, regions, labels, enterprises in cities:
+            volumes, counties = [], []
+            for region in regions:
                 label = labels.get(region, f"{city.name} {region}")
                 batches = {
-                    fmt.key: self.volume(city.code, region, label, fmt, members[(region, fmt.key)])
+                    fmt.key: self._publish_volume(wanted[(city.code, region, fmt.key)])
                     for fmt in FORMATS.values()
-                    if members.get((region, fmt.key))
+                    if (city.code, region, fmt.key) in wanted
                 }
                 if batches:
                     volumes.append(Volume(region, label, batches))
@@ -1322,8 +1343,11 @@ class _Publisher:
             out.append(CitySigns(city.code, city.name, city.bureau, f"signs/{city.code}/", volumes, counties))
         return out
 
-    def volume(self, city: str, region: str, label: str, fmt: Format, members: list[tuple[SignContent, str]]) -> Batch:
-        """One county's print variants of one format as one PDF, by its members' keys."""
+    def _plan_volume(
+        self, city: str, region: str, label: str, fmt: Format, members: list[tuple[SignContent, str]]
+    ) -> _PlannedVolume:
+        """One county's print variants of one format as one PDF, by its members' keys: linked from
+        the live build, or from the cache, or to be merged (`merge`)."""
         members = sorted(members, key=lambda m: (m[0].name, m[0].permit_no, m[0].outlet or ""))
         title = _volume_title(label, fmt)
         key = hashlib.blake2b(
@@ -1334,17 +1358,58 @@ class _Publisher:
         self.stats.written += 1
         if self.reuse.link(path, key):
             self.stats.linked += 1
-            size = (self.staging / path).stat().st_size
-        else:
-            cached = self.cache.batch(key)
-            if not cached.exists():
-                # The published print PDFs: the same bytes as the cached ones, and there even when
-                # they came from the live build (a cache emptied since).
-                parts = [((self.staging / sign_paths(c)[1]).read_bytes(), _bookmark(c)) for c, _ in members]
-                self.cache.put(cached, merge_pdfs(parts, title))
-                self.stats.volumes += 1
-            size = _publish(cached, self.staging / path)
-        return Batch(Download("印刷版 PDF", path, _kb(size)), len(members))
+            return _PlannedVolume(path, key, len(members), True)
+        merge = None
+        if not (cached := self.cache.batch(key)).exists():
+            # The published print PDFs: the same bytes as the cached ones, and there even when
+            # they came from the live build (a cache emptied since).
+            parts = [(str(self.staging / sign_paths(c)[1]), _bookmark(c)) for c, _ in members]
+            merge = _Merge(str(cached), parts, title)
+        return _PlannedVolume(path, key, len(members), False, merge)
+
+    def _merge(self, merges: list[_Merge]) -> None:
+        """The volumes the cache lacks, on `workers` processes when there are pages enough to pay
+        for starting them (a night that renames many merges every county's ~1,450 pages again)."""
+        self.stats.volumes += len(merges)
+        pages = sum(len(m.parts) for m in merges)
+        if self.workers <= 1 or len(merges) <= 1 or pages < MERGE_PARALLEL_FROM:
+            for m in merges:
+                _merge_volume(m)
+            return
+        # Largest first, so that no big volume starts last while the other worker idles.
+        merges = sorted(merges, key=lambda m: -len(m.parts))
+        context = multiprocessing.get_context("spawn")  # as render_missing: no Pango state forked
+        with ProcessPoolExecutor(min(self.workers, len(merges)), mp_context=context) as pool:
+            for _ in pool.map(_merge_volume, merges):
+                pass
+
+    def _publish_volume(self, v: _PlannedVolume) -> Batch:
+        size = (
+            (self.staging / v.path).stat().st_size
+            if v.linked
+            else _publish(self.cache.batch(v.key), self.staging / v.path)
+        )
+        return Batch(Download("印刷版 PDF", v.path, _kb(size)), v.count)
+
+
+class _Merge(NamedTuple):
+    """A volume to merge: where the cache keeps it, its pages (print PDFs in staging) and title."""
+
+    target: str
+    parts: list[tuple[str, str]]  # (path, bookmark)
+    title: str
+
+
+class _PlannedVolume(NamedTuple):
+    path: str  # site-relative
+    key: str
+    count: int
+    linked: bool  # the live build's file, from the same key
+    merge: _Merge | None = None
+
+
+def _merge_volume(m: _Merge) -> None:
+    SignCache.put(Path(m.target), merge_pdfs([(Path(path).read_bytes(), label) for path, label in m.parts], m.title))
 
 
 def _volume_title(label: str, fmt: Format) -> str:
