@@ -144,11 +144,13 @@ def night(
     code: Path = ROOT,
     profile: Path | None = None,
     spy_options: tuple[str, ...] = ("--idle",),
+    with_signs: bool = False,
 ) -> dict:
-    work = ROOT / "bench" / "out" / "nightly" / str(n) / "ours-nosigns"
+    work = ROOT / "bench" / "out" / "nightly" / str(n) / ("ours-signs" if with_signs else "ours-nosigns")
     data, out, cache = work / "data", work / "public", work / "cache"
     flipped = flip(data, ROOT / "bench" / "out" / f"data-{n}", change)
-    command = [sys.executable, str(code / "build.py"), "nightly", "--no-signs", "--data", str(data), "--out", str(out)]
+    command = [sys.executable, str(code / "build.py"), "nightly", *([] if with_signs else ["--no-signs"])]
+    command += ["--data", str(data), "--out", str(out)]
     command += ["--cache", str(cache), "--quiet"]
     load = load_average()
     server = moto_server() if bucket else None
@@ -184,6 +186,7 @@ def night(
         "change": change,
         "flipped": flipped,
         "bucket": bucket,
+        "signs": report.get("signs") if with_signs else None,
         "exit": proc.returncode,
         "wall": round(wall, 1),
         "load_before": load,
@@ -223,10 +226,16 @@ def main() -> None:
         help="py-spy's options for --profile: '--idle' (waits included, one process) or"
         " '--subprocesses --threads' (CPU only, the workers too)",
     )
+    ap.add_argument(
+        "--signs",
+        action="store_true",
+        help="signs included: bench/out/nightly/N/ours-signs (a copy of ours-nosigns whose sign cache"
+        " bench_signs.seed_cache filled, built once with signs: see RESULTS.md)",
+    )
     args = ap.parse_args()
     for _ in range(args.runs):
         spy = tuple(args.spy_options.split())
-        result = night(args.n, args.change, args.bucket, args.code.resolve(), args.profile, spy)
+        result = night(args.n, args.change, args.bucket, args.code.resolve(), args.profile, spy, args.signs)
         print(json.dumps(result, ensure_ascii=False), flush=True)
 
 

@@ -278,17 +278,32 @@ def _run_phase(data: Path, cache: Path, out: Path, live: Path | None) -> dict[st
     return result
 
 
-def seed_cache(data: Path, cache: Path) -> dict[str, object]:
+def seed_cache(
+    data: Path, cache: Path, models_from: tuple[Path, Path] | None = None, links: int = 0
+) -> dict[str, object]:
     """Fill the sign cache without rendering: every sign not yet rendered gets a copy of a real
     sign of its format (same size and structure; only what it shows differs). For the nightly runs
     on a machine too busy to render 30,000 signs in time: what a night costs does not depend on
-    what the cached PDFs show; the cold render is 34 ms CPU a sign (the table above)."""
+    what the cached PDFs show; the cold render is 34 ms CPU a sign (the table above).
+
+    `models_from` (data, cache): take the real signs from another build's cache (bench/out/signs-1000).
+    `links`: hard-link each model file into at most this many cache entries (a fresh copy of the model
+    starts the next run of links) instead of copying every one: 100,000 permits' ~1.1 million cache
+    files cost no disk. Keep it well under ext4's 65,000 links a file: the published trees link them again."""
     loaded = load(data, cache)
     font = signs.prepare_font(cache)
     renderer = signs.renderer_version(font)
     rows, _ = signs._plan_all(loaded, {}, renderer)
     cache_files = signs.SignCache(cache)
     models: dict[str, tuple[Path, Path]] = {}
+    if models_from is not None:
+        model_data, model_cache = models_from
+        model_rows, _ = signs._plan_all(load(model_data, model_cache), {}, renderer)
+        model_files = signs.SignCache(model_cache)
+        for row in model_rows.values():
+            for fields, key in zip(row.contents, row.keys, strict=True):
+                if model_files.has(key):
+                    models.setdefault(signs.SignContent(*fields).format, model_files.paths(key))
     missing: list[tuple[str, str]] = []
     for row in rows.values():
         for fields, key in zip(row.contents, row.keys, strict=True):
@@ -297,10 +312,25 @@ def seed_cache(data: Path, cache: Path) -> dict[str, object]:
                 models.setdefault(fmt, cache_files.paths(key))
             else:
                 missing.append((fmt, key))
+    pool = cache_files.root / "seed-models"
+    used: dict[str, int] = {}
+    heads: dict[str, tuple[Path, ...]] = {}
     for fmt, key in missing:
-        for source, target in zip(models[fmt], cache_files.paths(key), strict=True):
+        if links and used.get(fmt, links) >= links:  # a fresh copy of the model for the next run of links
+            k = sum(1 for _ in pool.glob(f"{fmt}-*")) if pool.exists() else 0
+            heads[fmt] = tuple(pool / f"{fmt}-{k}" / s.name for s in models[fmt])
+            for source, copy in zip(models[fmt], heads[fmt], strict=True):
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, copy)
+            used[fmt] = 0
+        for source, target in zip(heads[fmt] if links else models[fmt], cache_files.paths(key), strict=True):
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
+            if links:
+                target.unlink(missing_ok=True)
+                os.link(source, target)
+            else:
+                shutil.copyfile(source, target)
+        used[fmt] = used.get(fmt, 0) + 1
     return {"rendered": sum(len(r.keys) for r in rows.values()) - len(missing), "seeded": len(missing)}
 
 

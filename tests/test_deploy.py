@@ -533,5 +533,5 @@ def test_a_builds_files_get_the_headers_each_would_get_on_its_own(sample_build: 
     out = sample_build[1]
     built = {p: hashlib.sha256(b"x" + p.encode()).hexdigest() for p in published(out)}
     fast = dp.local_files(out, need_md5=False, built=built)
-    assert sum(p.startswith("P/") for p in fast) > 100
+    assert sum(p.startswith("P/") for p in fast) > 100 and sum(p.startswith("signs/") for p in fast) > 100
     assert fast == {p: dp._local(out, p, sha, -1, None) for p, sha in built.items()}

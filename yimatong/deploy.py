@@ -259,23 +259,32 @@ def _local(out: Path, path: str, sha: str, size: int, md5: str | None) -> Local:
 
 
 def _built_files(out: Path, built: Mapping[str, str]) -> dict[str, Local]:
-    """`_local` for every file of a build. A permit's files ("P/" + 22 characters + "/…") get the
-    headers of any other permit's at the same place (no pattern looks inside the permit number):
-    worked out once per place, not 430,000 times."""
+    """`_local` for every file of a build. A permit's files (`P/<permit>/…`, `signs/<permit>/…`) get
+    the headers of any other permit's at the same place (no pattern looks inside the permit number):
+    worked out once per place, not 1,400,000 times at 100,000 permits."""
     by_place: dict[str, Local] = {}
     files: dict[str, Local] = {}
     for path, sha in built.items():
-        place = path[24:]
-        if path.startswith("P/") and place[:1] == "/" and "." not in path[2:24] and not path.endswith(".xml"):
-            if "/." in place:
-                continue
-            m = by_place.get(place)
-            if m is None:
-                m = by_place[place] = _local(out, path, sha, -1, None)
-            files[path] = Local(path, sha, -1, None, m.content_type, m.cache_control, m.phase)
-        elif not is_dot_path(path):
+        if path[:1] == "." or "/." in path:  # is_dot_path, without splitting 1,500,000 paths
+            continue
+        place = _permit_place(path)
+        if place is None:
             files[path] = _local(out, path, sha, -1, None)
+            continue
+        m = by_place.get(place)
+        if m is None:
+            m = by_place[place] = _local(out, path, sha, -1, None)
+        files[path] = Local(path, sha, -1, None, m.content_type, m.cache_control, m.phase)
     return files
+
+
+def _permit_place(path: str) -> str | None:
+    """A permit's file with the permit number (22 characters) taken out of its path, or None."""
+    root = 2 if path.startswith("P/") else 6 if path.startswith("signs/") else 0
+    permit = path[root : root + 22]
+    if not root or path[root + 22 : root + 23] != "/" or "." in permit or "/" in permit or path.endswith(".xml"):
+        return None
+    return path[:root] + path[root + 22 :].replace(permit, "\0")
 
 
 def _sized(out: Path, items: list[Local]) -> list[Local]:
