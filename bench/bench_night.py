@@ -24,6 +24,11 @@ Measured: wall time, stage seconds (the nightly's report), peak memory of the pr
 as the sum of RSS (each process counts it in full), the main process's peak RSS, and the peak PSS
 within each stage. Each run is
 appended to bench/out/nightly/N/nights.json; the table is written by hand to RESULTS.md.
+
+With `--signs` the night runs with the sign stage on bench/out/nightly/N/ours-signs: a hard-linked
+copy (`cp -al`) of ours-nosigns' cache, data and public, whose sign cache
+`bench_signs.seed_cache(data, cache, models_from=(bench/out/data-1000, bench/out/signs-1000/cache),
+links=10000)` filled, then built once with `build.py nightly` (RESULTS.md, signs-included-100k).
 """
 
 from __future__ import annotations
