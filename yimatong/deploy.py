@@ -147,7 +147,9 @@ class Local:
 
 
 def is_dot_path(path: str) -> bool:
-    return any(part.startswith(".") for part in path.split("/"))
+    """A part of the path starts with a dot (state, markers): never published. Without splitting:
+    asked of every one of 1,500,000 paths at 100,000 permits."""
+    return path[:1] == "." or "/." in path
 
 
 def content_type(path: str, head: bytes = b"") -> str:
@@ -265,7 +267,7 @@ def _built_files(out: Path, built: Mapping[str, str]) -> dict[str, Local]:
     by_place: dict[str, Local] = {}
     files: dict[str, Local] = {}
     for path, sha in built.items():
-        if path[:1] == "." or "/." in path:  # is_dot_path, without splitting 1,500,000 paths
+        if is_dot_path(path):
             continue
         place = _permit_place(path)
         if place is None:
