@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -162,6 +163,7 @@ class Manifest:
     records: Mapping[str, dict[str, Any]] = field(default_factory=dict)  # permit_no -> state
     as_of: str | None = None
     prior: Prior | None = None  # unknown after a first build, or with the live tree on another disk
+    inodes: dict[str, int] | None = None  # path -> inode in the tree it describes, when it lists every one
 
     @classmethod
     def read(cls, out: Path) -> Manifest | None:
@@ -174,9 +176,9 @@ class Manifest:
             prior = data.get("prior")
             if prior is not None:
                 paths = data["outputs"]["path"]
-                shared = {p for p, flag in zip(paths, prior["shared"], strict=True) if flag}
+                shared = set(itertools.compress(paths, prior["shared"]))
                 prior = Prior(shared, prior["stale"])
-            return cls(outputs, records, data.get("as_of"), prior)
+            return cls(outputs, records, data.get("as_of"), prior, _inodes(data))
         except (OSError, ValueError, EOFError, KeyError, TypeError):
             return None
 
@@ -212,21 +214,25 @@ def _raw(root: Path) -> dict[str, Any]:
         return from_json(raw)  # pydantic_core's: 1.5x json.loads, and one object per repeated string
 
 
+def _inodes(data: dict[str, Any]) -> dict[str, int] | None:
+    """A read manifest's path -> inode, or None when it does not record every one."""
+    if data.get("version") != VERSION:
+        return None
+    paths, numbers = data["outputs"]["path"], data["outputs"].get("inode")
+    if not paths or not numbers or len(numbers) != len(paths) or None in numbers:
+        return None
+    return dict(zip(paths, numbers, strict=True))
+
+
 def tree_of(root: Path) -> dict[str, int] | None:
     """The files of a build tree (path -> inode) as its own manifest lists them, or None when it does
     not list them all (the fallback where the live manifest has no `prior`). Only for a tree
     nothing has written to since (`publish.Staging.pristine`): reading the manifest costs a second;
     reading 320,000 folders the page cache has lost, minutes."""
     try:
-        data = _raw(root)
-        if data["version"] != VERSION:
-            return None
-        paths, numbers = data["outputs"]["path"], data["outputs"].get("inode")
+        return _inodes(_raw(root))
     except (OSError, ValueError, EOFError, KeyError, TypeError):
         return None
-    if not paths or not numbers or len(numbers) != len(paths) or None in numbers:
-        return None
-    return dict(zip(paths, numbers, strict=True))
 
 
 def outputs_of(data: dict[str, Any]) -> dict[str, Output] | None:
@@ -271,18 +277,23 @@ class Reuse:
         # never written to after the swap), which saves reading 320,000 folders at 100,000
         # permits; a manifest without them is read anew.
         self.live_inodes: dict[str, int] = {}
+        recorded = self.previous.inodes
         if self.live is not None and _same_fs(self.live, staging):
-            recorded = {p: o.inode for p, o in self.previous.outputs.items() if o.inode is not None}
-            complete = len(recorded) == len(self.previous.outputs)
-            trusted = complete and _still(self.live, recorded)
-            self.live_inodes = recorded if trusted else inodes(self.live)
+            trusted = recorded is not None and _still(self.live, recorded)
+            self.live_inodes = recorded if trusted and recorded is not None else inodes(self.live)
         self.base: set[str] = set()  # staging files shared with the live build, not yet asked for
         self.kept: set[str] = set()  # files asked for and already in staging
         self._made: set[str] = set()  # staging folders known to exist (a mkdir per link cost 12 s at 100k)
         self._emptied: set[str] = set()  # folders files were removed from
         outputs, live_inodes = self.previous.outputs, self.live_inodes
         doomed: list[str] = []
-        if isinstance(base, Prior):
+        if isinstance(base, Prior) and live_inodes is recorded:
+            # The live inodes are the manifest's own: a shared file is the live build's, and kept
+            # for now when a stage keyed it (1,500,000 paths at 100,000 permits with signs).
+            self.base = {path for path in base.shared if outputs[path].key}
+            doomed += base.shared - self.base
+            doomed += base.stale
+        elif isinstance(base, Prior):
             for path in base.shared:
                 old = outputs[path]
                 if old.key and old.inode is not None and old.inode == live_inodes.get(path):
@@ -347,6 +358,26 @@ class Reuse:
         self.keys[path] = key
         return self._link(path)
 
+    def link_many(self, wanted: dict[str, str]) -> set[str]:
+        """`link(path, key)` for every path of `wanted`; returns the paths not linked (the caller
+        writes them). Set operations over the whole: a million unchanged sign PDFs a night, most of
+        them already in staging (last night's tree), cost no call each."""
+        self.keys.update(wanted)
+        if self.live is None:
+            missed = set(wanted)
+        else:
+            old = self.previous.outputs
+            same = [p for p, k in wanted.items() if (o := old.get(p)) is not None and o.key == k]
+            there = self.base.intersection(same)
+            self.base -= there
+            self.kept |= there
+            missed = wanted.keys() - same
+            missed |= {p for p in same if p not in there and not self._link(p)}
+        for path in self.base.intersection(missed):  # made again tonight: last night's file goes
+            self.base.discard(path)
+            self.unlink(path)
+        return missed
+
     def _anew(self, path: str, key: str) -> None:
         """The caller writes `path` tonight: record its key, and clear last night's file out of its way."""
         self.keys[path] = key
@@ -399,17 +430,14 @@ class Reuse:
         """The files staging holds under `roots` (path -> inode), from what the stages asked for,
         once `drop_unasked` has run: a linked file is the live inode; one made tonight is asked of
         the file system (a few thousand on a 1 % night, instead of reading every folder)."""
-        found: dict[str, int] = {}
-        for path in self.keys.keys() | self.kept:
-            if not path.startswith(roots):
-                continue
-            ino = self.live_inodes.get(path) if path in self.kept else None
-            if ino is None:
+        live = self.live_inodes
+        found = {p: live[p] for p in self.kept if p in live and p.startswith(roots)}
+        for path in itertools.chain(self.keys, self.kept):  # made tonight (or not in the live tree)
+            if path not in found and path.startswith(roots):
                 try:
-                    ino = os.stat(f"{self.staging}/{path}").st_ino
+                    found[path] = os.stat(f"{self.staging}/{path}").st_ino
                 except FileNotFoundError:
                     continue
-            found[path] = ino
         return found
 
     def link_all(self, paths: list[str], key: str) -> bool:
@@ -464,23 +492,27 @@ def catalog(
     outputs: dict[str, Output] = {}
     changed: set[str] = set()
     paths = sorted(found)
-    new = [p for p in paths if prev.get(p) is None or live_inodes.get(p) != found[p]]
+    # The live build's files (the same inode at the same path): their bytes are known.
+    shared = {p for p, ino in found.items() if live_inodes.get(p) == ino}
+    new = [p for p in paths if p not in shared or p not in prev]
     digests = dict(zip(new, _sha256_all(staging, new), strict=True))
     for path in paths:
-        old = prev.get(path)
         digest = digests.get(path)
+        key, date, ino = keys.get(path), dates.get(path), found[path]
+        old = prev.get(path)
         if digest is None:
             assert old is not None
-            outputs[path] = Output(old.sha256, keys.get(path), dates.get(path), found[path])
+            # Most of a night's files: last night's entry as it is (no new tuple for 1,500,000).
+            same = old.key == key and old.changed == date and old.inode == ino
+            outputs[path] = old if same else Output(old.sha256, key, date, ino)
             continue
-        outputs[path] = Output(digest, keys.get(path), dates.get(path), found[path])
+        outputs[path] = Output(digest, key, date, ino)
         if old is None or old.sha256 != digest:
             changed.add(path)
     prior = None
     if live_inodes:  # the whole live tree, from its manifest or its folders
-        shared = {p for p in paths if live_inodes.get(p) == found[p]}
-        prior = Prior(shared, [p for p in live_inodes if p not in shared])
-    return Catalog(outputs, changed, set(prev) - set(outputs), prior)
+        prior = Prior(shared, list(live_inodes.keys() - shared))
+    return Catalog(outputs, changed, prev.keys() - outputs.keys(), prior)
 
 
 def _still(root: Path, recorded: dict[str, int], samples: int = 32) -> bool:

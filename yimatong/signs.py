@@ -44,14 +44,14 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from . import facts, pages, urls
+from . import facts, heap, pages, urls
 from .context import Common, Stamp, root_of
 from .errors import YimatongError
 from .identifiers import city_code
@@ -946,6 +946,7 @@ class Planned(NamedTuple):
     contents: tuple[tuple[Any, ...], ...]  # SignContent fields
     keys: tuple[str, ...]
     sizes: tuple[tuple[int, int], ...] | None  # the published PDFs' sizes, once known
+    shown: str = ""  # a hash of what the county's listing page shows of this holder (`_shown`)
 
     def valid_on(self, as_of: dt.date) -> bool:
         return self.as_of <= as_of and (self.until is None or as_of < self.until)
@@ -959,18 +960,43 @@ def plan_record(
     status = facts.permit_status(view, site.as_of)
     contents = signs_for(view, site, city.bureau) if status in SIGNED_STATUSES else []
     outlets = tuple((o["code"], o["name"], o["kind"]) for o in view["permit"].get("outlets", []))
+    rows = tuple(dataclasses.astuple(c) for c in contents)
+    keys = tuple(sign_key(c, renderer) for c in contents) if renderer else ()
+    name = view["enterprise"]["name"]
+    shown = _shown(view["permit_no"], name, status, outlets, rows, keys)
     return Planned(
         site.as_of,
         facts.stable_until(view, site.as_of),
         view["permit_no"],
-        view["enterprise"]["name"],
+        name,
         entry.region,
         status,
         outlets,
-        tuple(dataclasses.astuple(c) for c in contents),
-        tuple(sign_key(c, renderer) for c in contents) if renderer else (),
+        rows,
+        keys,
         None,
+        shown,
     )
+
+
+# Positions in a `Planned` row's contents (SignContent's fields as a tuple).
+FORMAT, PERMIT, OUTLET, NAME, SECOND, QR_URL = 0, 1, 2, 3, 4, 8
+
+
+def _shown(
+    permit_no: str,
+    name: str,
+    status: str,
+    outlets: tuple[tuple[str, str, str], ...],
+    contents: tuple[tuple[Any, ...], ...],
+    keys: tuple[str, ...],
+) -> str:
+    """What a county's listing page shows of a holder, as a key: its texts, and per sign the format,
+    the outlet and the cache key (the key fixes the PDF's bytes, so its size). The page's key is
+    made of these, so an unchanged holder costs the page nothing."""
+    kinds = [(code, label, OUTLET_KINDS.get(kind)) for code, label, kind in outlets]
+    signs = [(c[FORMAT], c[OUTLET]) for c in contents]
+    return key_of(name, permit_no, status, facts.STATUS_LABELS[status], kinds, signs, list(keys))
 
 
 def _permit(row: Planned, cities: dict[str, City]) -> PermitSigns:
@@ -991,9 +1017,12 @@ _PLAN_CODE = [Path(__file__).with_name(n) for n in ("signs.py", "facts.py", "url
 
 
 class PlanCache:
-    """Every record's `Planned`, by entry digest, in one pickle per settings (site.yaml but its
-    as_of, regions.yaml, this code, the renderer): a night unpickles only the changed records'
-    views, and those whose plan the date has run out on (`Planned.valid_on`)."""
+    """Every record's `Planned`, by entry digest, per settings (site.yaml but its as_of,
+    regions.yaml, this code, the renderer): a night unpickles only the changed records' views, and
+    those whose plan the date has run out on (`Planned.valid_on`). Kept as a base and a delta of
+    the rows changed and the digests gone since: a night writes its delta (1 % of 100,000 rows: 1 MB,
+    where the whole took 1.7 s to pickle), and the base again once the delta reaches a quarter of it.
+    A row is a function of its digest, so even a delta left beside a newer base is still right."""
 
     def __init__(self, cache_dir: Path, site: Site, regions: Any, renderer: str) -> None:
         settings = key_of(
@@ -1004,20 +1033,39 @@ class PlanCache:
         )
         self.root = cache_dir / "signs"
         self.path = self.root / f"plan-{settings}.pickle"
+        self.delta = self.root / f"plan-{settings}.delta.pickle"
         self.rows: dict[str, Planned] | None = None  # None: no plan for these settings yet
-        with contextlib.suppress(OSError, pickle.UnpicklingError, EOFError, AttributeError, TypeError):
-            rows = pickle.loads(self.path.read_bytes())
-            if isinstance(rows, dict):
+        self._base: dict[str, Planned] = {}
+        with contextlib.suppress(OSError, pickle.UnpicklingError, EOFError, AttributeError, TypeError, ValueError):
+            with heap.acyclic():  # 100,000 rows of tuples: twice as fast without collections
+                base = pickle.loads(self.path.read_bytes())
+                changed, gone = pickle.loads(self.delta.read_bytes()) if self.delta.exists() else ({}, [])
+            if isinstance(base, dict):
+                self._base = base
+                rows = {**base, **changed}
+                for d in gone:
+                    rows.pop(d, None)
                 self.rows = rows
 
     def save(self, rows: dict[str, Planned]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL))
-        tmp.replace(self.path)
+        base = self._base
+        changed = {d: r for d, r in rows.items() if (b := base.get(d)) is not r and b != r}
+        gone = sorted(base.keys() - rows.keys())
+        if base and len(changed) + len(gone) <= len(rows) // 4:
+            self._write(self.delta, (changed, gone))
+            return
+        self.delta.unlink(missing_ok=True)
+        self._write(self.path, rows)
+        self._base = rows
         for other in self.root.glob("plan-*.pickle"):
-            if other != self.path:
+            if other not in (self.path, self.delta):
                 other.unlink(missing_ok=True)
+
+    def _write(self, path: Path, data: object) -> None:
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
+        tmp.replace(path)
 
 
 def plan(loaded: Loaded) -> list[PermitSigns]:
@@ -1075,15 +1123,13 @@ def render_signs(
     plans = PlanCache(cache_dir, loaded.site, loaded.regions, renderer_id)
     previous = plans.rows or {}
     rows, stats.planned = _plan_all(loaded, previous, renderer_id)
-    cities = {c.code: c for c in loaded.regions.cities}
-    permits = {digest: _permit(row, cities) for digest, row in rows.items()}
     # Only re-planned records can have signs the cache lacks; a cached file lost since is found
     # when it is published, and rendered then.
     todo = {
-        k: c
+        k: SignContent(*c)
         for digest, row in rows.items()
         if previous.get(digest) is not row
-        for c, k in zip(permits[digest].contents, row.keys, strict=True)
+        for c, k in zip(row.contents, row.keys, strict=True)
         if not cache.has(k)
     }
     total = sum(len(row.keys) for row in rows.values())
@@ -1098,11 +1144,11 @@ def render_signs(
     publisher = _Publisher(
         cache, staging, reuse, stats, lambda chunk: advance(_render_chunk(font, cache_dir, chunk)), cores
     )
-    sizes = {digest: publisher.signs(permits[digest], row.sizes) for digest, row in rows.items()}
+    sizes = publisher.signs(rows)
     stats.reused = total - stats.rendered
-    city_signs = publisher.cities(loaded, list(permits.values()), sizes)
+    city_signs = publisher.cities(loaded, rows, sizes)
     stats.written += _listing_pages(loaded.site, staging, city_signs, reuse, stats)
-    stats.qr_urls = sorted({c.qr_url for p in permits.values() for c in p.contents})
+    stats.qr_urls = sorted({c[QR_URL] for row in rows.values() for c in row.contents})
 
     tonight = {d: row if row.sizes == sizes[d] else row._replace(sizes=sizes[d]) for d, row in rows.items()}
     if tonight != previous:
@@ -1171,22 +1217,26 @@ class EnterpriseSigns:
     outlets: list[OutletSigns]
 
 
-def _sign_count(enterprises: list[EnterpriseSigns]) -> int:
-    return sum((e.gate is not None) + sum(len(o.signs) for o in e.outlets) for e in enterprises)
-
-
 @dataclass(frozen=True)
 class CountySigns:
-    """A county's permit holders and their signs: one listing page (a city's would reach 40 MB)."""
+    """A county's permit holders and their signs: one listing page (a city's would reach 40 MB).
+    The holders' entries are made only for a page rendered tonight (`enterprises`)."""
 
     region: str
     label: str
     href: str  # site-relative: urls.signs_listing_path
-    enterprises: list[EnterpriseSigns]
+    holders: int
+    sign_count: int
+    members: tuple[tuple[Planned, tuple[tuple[int, int], ...]], ...]  # (row, its PDFs' sizes), as listed
+
+    @cached_property
+    def enterprises(self) -> list[EnterpriseSigns]:
+        return [_enterprise_signs(row, size) for row, size in self.members]
 
     @property
-    def sign_count(self) -> int:
-        return _sign_count(self.enterprises)
+    def shown(self) -> list[str]:
+        """What its listing page shows of the holders, as their keys (`Planned.shown`)."""
+        return [row.shown for row, _ in self.members]
 
 
 @dataclass(frozen=True)
@@ -1199,8 +1249,8 @@ class CitySigns:
     counties: list[CountySigns]
 
     @property
-    def enterprises(self) -> list[EnterpriseSigns]:
-        return [e for c in self.counties for e in c.enterprises]
+    def holders(self) -> int:
+        return sum(c.holders for c in self.counties)
 
     @property
     def sign_count(self) -> int:
@@ -1214,8 +1264,13 @@ class CitySigns:
 def sign_paths(content: SignContent) -> tuple[str, str]:
     """Site paths of a sign's trim and print PDFs, under signs/<permit>/; the file names say what
     they are, since a print shop saves many of them side by side."""
-    what = "gate" if content.outlet is None else content.outlet
-    base = f"signs/{content.permit_no}/{content.permit_no}-{what}-{content.fmt.slug}"
+    return _paths(dataclasses.astuple(content))
+
+
+def _paths(content: tuple[Any, ...]) -> tuple[str, str]:
+    """`sign_paths` of a plan row's content tuple."""
+    permit, outlet = content[PERMIT], content[OUTLET]
+    base = f"signs/{permit}/{permit}-{'gate' if outlet is None else outlet}-{FORMATS[content[FORMAT]].slug}"
     return f"{base}.pdf", f"{base}-print.pdf"
 
 
@@ -1271,100 +1326,117 @@ class _Publisher:
         self.workers = workers
         self.batches: set[str] = set()  # the volumes' cache keys in use
 
-    def signs(self, permit: PermitSigns, known: tuple[tuple[int, int], ...] | None) -> tuple[tuple[int, int], ...]:
-        """A permit's sign PDFs into staging; their sizes (known from last night when unchanged)."""
-        out = []
-        for i, (content, key) in enumerate(zip(permit.contents, permit.keys, strict=True)):
-            paths = sign_paths(content)
-            self.stats.written += 2
-            if self.reuse.link_all(list(paths), key):
-                self.stats.linked += 2
-                sizes = known[i] if known else tuple((self.staging / p).stat().st_size for p in paths)
-            else:
-                try:
-                    sizes = self._from_cache(paths, key)
-                except FileNotFoundError:  # deleted from the cache since it was planned
-                    self.render([(content, key)])
-                    sizes = self._from_cache(paths, key)
-            out.append((sizes[0], sizes[1]))
-        return tuple(out)
+    def signs(self, rows: dict[str, Planned]) -> dict[str, tuple[tuple[int, int], ...]]:
+        """Every permit's sign PDFs into staging; their sizes by record digest (from the plan when
+        the live build's files are linked). All at once: 1,070,000 files at 100,000 permits, and
+        of a night's unchanged permits only sets are compared (`Reuse.link_many`)."""
+        paths = {d: [_paths(c) for c in row.contents] for d, row in rows.items()}
+        wanted = {
+            path: key for d, row in rows.items() for pair, key in zip(paths[d], row.keys, strict=True) for path in pair
+        }
+        missed = self.reuse.link_many(wanted)
+        self.stats.written += len(wanted)
+        self.stats.linked += len(wanted) - len(missed)
+        sizes = {}
+        for d, row in rows.items():
+            known = row.sizes
+            out = []
+            for i, (pair, content, key) in enumerate(zip(paths[d], row.contents, row.keys, strict=True)):
+                if missed and (pair[0] in missed or pair[1] in missed):
+                    try:
+                        out.append(self._from_cache(pair, key))
+                    except FileNotFoundError:  # deleted from the cache since it was planned
+                        self.render([(SignContent(*content), key)])
+                        out.append(self._from_cache(pair, key))
+                else:
+                    out.append(known[i] if known else self._sizes(pair))
+            sizes[d] = tuple(out)
+        return sizes
 
-    def _from_cache(self, paths: tuple[str, str], key: str) -> tuple[int, ...]:
-        return tuple(_publish(src, self.staging / p) for src, p in zip(self.cache.paths(key), paths, strict=True))
+    def _sizes(self, pair: tuple[str, str]) -> tuple[int, int]:
+        return (self.staging / pair[0]).stat().st_size, (self.staging / pair[1]).stat().st_size
+
+    def _from_cache(self, paths: tuple[str, str], key: str) -> tuple[int, int]:
+        trim, printed = (_publish(src, self.staging / p) for src, p in zip(self.cache.paths(key), paths, strict=True))
+        return trim, printed
 
     def cities(
-        self, loaded: Loaded, permits: list[PermitSigns], sizes: dict[str, tuple[tuple[int, int], ...]]
+        self, loaded: Loaded, rows: dict[str, Planned], sizes: dict[str, tuple[tuple[int, int], ...]]
     ) -> list[CitySigns]:
-        by_city: dict[str, list[tuple[PermitSigns, tuple[tuple[int, int], ...]]]] = defaultdict(list)
-        for permit, size in zip(permits, sizes.values(), strict=True):
-            by_city[permit.city.code].append((permit, size))
-        # First every volume's key (linked, cached, or to merge), then the merges, then the pages.
-        cities: list[tuple[City, list[tuple[str, str]], dict[str, list[EnterpriseSigns]]]] = []  # regions, labels
-        wanted: dict[tuple[str, str, str], _PlannedVolume] = {}
+        """Each city's counties (holders listed by name) and their volumes: first every volume's
+        key (linked, cached, or to merge), then the merges, then the volumes published."""
+        by_region: dict[str, list[tuple[Planned, tuple[tuple[int, int], ...]]]] = defaultdict(list)
+        for d, row in rows.items():
+            by_region[row.region].append((row, sizes[d]))
+        cities: list[tuple[City, list[tuple[str, str]]]] = []  # regions with their labels
+        counties: dict[str, CountySigns] = {}
+        wanted: dict[tuple[str, str], _PlannedVolume] = {}
         for city in loaded.regions.cities:
-            enterprises: dict[str, list[EnterpriseSigns]] = defaultdict(list)
-            members: dict[tuple[str, str], list[tuple[SignContent, str]]] = defaultdict(list)
-            for permit, size in by_city.get(city.code, []):
-                items = {}
-                for content, key, (trim, printed) in zip(permit.contents, permit.keys, size, strict=True):
-                    paths = sign_paths(content)
-                    items[content] = SignItem(
-                        content.fmt,
-                        Download("成品 PDF", paths[0], _kb(trim)),
-                        Download("印刷版 PDF", paths[1], _kb(printed)),
-                    )
-                    members[(permit.region, content.format)].append((content, key))
-                enterprises[permit.region].append(_enterprise_signs(permit, items))
             labels = {city.code: city.name, **{k.code: f"{city.name}{k.name}" for k in city.counties}}
-            regions = sorted({*enterprises, *(r for r, _ in members)}, key=lambda r: (r != city.code, r))
-            labelled = [(r, labels.get(r, f"{city.name} {r}")) for r in regions]
-            cities.append((city, labelled, enterprises))
+            here = sorted((r for r in by_region if city_code(r) == city.code), key=lambda r: (r != city.code, r))
+            labelled = [(r, labels.get(r, f"{city.name} {r}")) for r in here]
+            cities.append((city, labelled))
             for region, label in labelled:
+                members = tuple(sorted(by_region[region], key=lambda m: (m[0].name, m[0].permit_no)))
+                signed = sum(len(row.contents) for row, _ in members)
+                href = urls.signs_listing_path(region)
+                counties[region] = CountySigns(region, label, href, len(members), signed, members)
                 for fmt in FORMATS.values():
-                    if members.get((region, fmt.key)):
-                        wanted[(city.code, region, fmt.key)] = self._plan_volume(
-                            city.code, region, label, fmt, members[(region, fmt.key)]
-                        )
+                    volume = self._plan_volume(city.code, region, label, fmt, members)
+                    if volume is not None:
+                        wanted[(region, fmt.key)] = volume
         self._merge([v.merge for v in wanted.values() if v.merge is not None])
         out = []
-        for city, labelled, enterprises in cities:
-            volumes, counties = [], []
+        for city, labelled in cities:
+            volumes = []
             for region, label in labelled:
                 batches = {
-                    fmt.key: self._publish_volume(wanted[(city.code, region, fmt.key)])
+                    fmt.key: self._publish_volume(wanted[(region, fmt.key)])
                     for fmt in FORMATS.values()
-                    if (city.code, region, fmt.key) in wanted
+                    if (region, fmt.key) in wanted
                 }
                 if batches:
                     volumes.append(Volume(region, label, batches))
-                listed = sorted(enterprises.get(region, []), key=lambda e: (e.name, e.permit_no))
-                counties.append(CountySigns(region, label, urls.signs_listing_path(region), listed))
-            out.append(CitySigns(city.code, city.name, city.bureau, f"signs/{city.code}/", volumes, counties))
+            listed = [counties[r] for r, _ in labelled]
+            out.append(CitySigns(city.code, city.name, city.bureau, f"signs/{city.code}/", volumes, listed))
         return out
 
     def _plan_volume(
-        self, city: str, region: str, label: str, fmt: Format, members: list[tuple[SignContent, str]]
-    ) -> _PlannedVolume:
-        """One county's print variants of one format as one PDF, by its members' keys: linked from
-        the live build, or from the cache, or to be merged (`merge`)."""
-        members = sorted(members, key=lambda m: (m[0].name, m[0].permit_no, m[0].outlet or ""))
+        self,
+        city: str,
+        region: str,
+        label: str,
+        fmt: Format,
+        members: tuple[tuple[Planned, tuple[tuple[int, int], ...]], ...],
+    ) -> _PlannedVolume | None:
+        """One county's print variants of one format as one PDF (None: it has none), by its members'
+        keys, in the order of the listing (name, permit, outlet): linked from the live build, or
+        from the cache, or to be merged (`merge`)."""
+        signs = [
+            (c, k)
+            for row, _ in members
+            for _, c, k in sorted(
+                (c[OUTLET] or "", c, k) for c, k in zip(row.contents, row.keys, strict=True) if c[FORMAT] == fmt.key
+            )
+        ]
+        if not signs:
+            return None
         title = _volume_title(label, fmt)
-        key = hashlib.blake2b(
-            "\n".join([title, _merge_version(), *(k for _, k in members)]).encode(), digest_size=16
-        ).hexdigest()
+        key = hashlib.blake2b("\n".join([title, _merge_version(), *(k for _, k in signs)]).encode(), digest_size=16)
+        key = key.hexdigest()
         path = volume_path(city, region, fmt)
         self.batches.add(key)
         self.stats.written += 1
         if self.reuse.link(path, key):
             self.stats.linked += 1
-            return _PlannedVolume(path, key, len(members), True)
+            return _PlannedVolume(path, key, len(signs), True)
         merge = None
         if not (cached := self.cache.batch(key)).exists():
             # The published print PDFs: the same bytes as the cached ones, and there even when
             # they came from the live build (a cache emptied since).
-            parts = [(str(self.staging / sign_paths(c)[1]), _bookmark(c)) for c, _ in members]
+            parts = [(str(self.staging / _paths(c)[1]), _bookmark(SignContent(*c))) for c, _ in signs]
             merge = _Merge(str(cached), parts, title)
-        return _PlannedVolume(path, key, len(members), False, merge)
+        return _PlannedVolume(path, key, len(signs), False, merge)
 
     def _merge(self, merges: list[_Merge]) -> None:
         """The volumes the cache lacks, on `workers` processes when there are pages enough to pay
@@ -1415,22 +1487,21 @@ def _volume_title(label: str, fmt: Format) -> str:
     return f"{label} {fmt.title} {fmt.size_label} 印刷版（出血 {BLEED_MM:g} mm）"
 
 
-def _enterprise_signs(permit: PermitSigns, items: dict[SignContent, SignItem]) -> EnterpriseSigns:
-    gate = next((items[c] for c in permit.contents if c.outlet is None), None)
+def _enterprise_signs(row: Planned, sizes: tuple[tuple[int, int], ...]) -> EnterpriseSigns:
+    items = []
+    for content, (trim, printed) in zip(row.contents, sizes, strict=True):
+        paths = _paths(content)
+        trim_pdf, print_pdf = Download("成品 PDF", paths[0], _kb(trim)), Download("印刷版 PDF", paths[1], _kb(printed))
+        items.append((content[OUTLET], SignItem(FORMATS[content[FORMAT]], trim_pdf, print_pdf)))
+    gate = next((item for outlet, item in items if outlet is None), None)
     outlets = []
-    for outlet in permit.outlets:
-        signs = [items[c] for c in permit.contents if c.outlet == outlet.code]
+    for code, name, kind in row.outlets:
+        signs = [item for outlet, item in items if outlet == code]
         if signs:
-            outlets.append(OutletSigns(outlet.code, outlet.name, OUTLET_KINDS[outlet.kind], signs))
-    return EnterpriseSigns(
-        permit.name,
-        permit.permit_no,
-        urls.enterprise_path(permit.permit_no),
-        permit.status,
-        facts.STATUS_LABELS[permit.status],
-        gate,
-        outlets,
-    )
+            outlets.append(OutletSigns(code, name, OUTLET_KINDS[kind], signs))
+    status = row.status
+    href = urls.enterprise_path(row.permit_no)
+    return EnterpriseSigns(row.name, row.permit_no, href, status, facts.STATUS_LABELS[status], gate, outlets)
 
 
 def _bookmark(content: SignContent) -> str:
@@ -1482,28 +1553,6 @@ def _listing_code() -> str:
     return files_key([*layouts, *code])
 
 
-def _rows(county: CountySigns) -> list[tuple[Any, ...]]:
-    """What a county's listing page shows of its holders, as plain tuples: their key is read by
-    `repr`, and the dataclasses' own took 3.3 s a night at 100,000 permits. The formats and labels
-    are the code's constants (in `_listing_code`), so a format stands by its key."""
-
-    def item(i: SignItem | None) -> tuple[Any, ...] | None:
-        return None if i is None else (i.format.key, i.trim.href, i.trim.kb, i.print.href, i.print.kb)
-
-    return [
-        (
-            e.name,
-            e.permit_no,
-            e.href,
-            e.status,
-            e.status_label,
-            item(e.gate),
-            [(o.code, o.name, o.kind, [item(s) for s in o.signs]) for o in e.outlets],
-        )
-        for e in county.enterprises
-    ]
-
-
 def _listing_pages(site: Site, staging: Path, cities: list[CitySigns], reuse: Reuse, stats: SignStats) -> int:
     """The index and one page per city; each is the live build's file when what it shows (its key:
     the site settings, the templates, its data) is unchanged. Like every page, each states the night
@@ -1532,12 +1581,12 @@ def _listing_pages(site: Site, staging: Path, cities: list[CitySigns], reuse: Re
             pages.write(staging, path, env.get_template(template).render(page=make(stamp)))
 
     # The index shows each city's counts and volumes, not its enterprises.
-    summary = [(c.code, c.name, c.volumes, len(c.enterprises), c.sign_count) for c in cities]
+    summary = [(c.code, c.name, c.volumes, c.holders, c.sign_count) for c in cities]
     write("signs/index.html", summary, "signs.html", lambda stamp: page("signs/", "标识牌下载", cities, stamp))
     written = 1
     for city in cities:
         # The city page shows its volumes and its counties' counts, not their holders.
-        counts = [(c.label, c.href, len(c.enterprises), c.sign_count) for c in city.counties]
+        counts = [(c.label, c.href, c.holders, c.sign_count) for c in city.counties]
         shown = (city.code, city.name, city.bureau, city.volumes, counts)
         write(
             f"{city.href}index.html",
@@ -1548,7 +1597,7 @@ def _listing_pages(site: Site, staging: Path, cities: list[CitySigns], reuse: Re
         for county in city.counties:
             write(
                 f"{county.href}index.html",
-                (city.code, city.name, city.bureau, county.region, county.label, county.href, _rows(county)),
+                (city.code, city.name, city.bureau, county.region, county.label, county.href, county.shown),
                 "signs_county.html",
                 lambda stamp, city=city, county=county: page(  # type: ignore[misc]
                     county.href, f"{county.label}标识牌下载", [city], stamp, county
