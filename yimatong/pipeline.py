@@ -205,9 +205,9 @@ def check(
     before = None
     if previous is not None:
         unsigned = {r.permit_no for r in rendered.rows if r.status not in signs.SIGNED_STATUSES}
-        # A revoked permit's signs go; so do all, in a build without them.
+        # A revoked permit's signs (signs/<permit>/…) go; so do all, in a build without them.
         signs_of = (p for p in previous.outputs if p.startswith("signs/"))
-        going = {p for p in signs_of if signs_absent or p.split("/")[1] in unsigned}
+        going = {p for p in signs_of if signs_absent or p[6 : p.find("/", 6)] in unsigned}
         before = previous.outputs.keys() - going
     return verify.verify(
         staging,
