@@ -766,3 +766,38 @@ def test_signs_for_covers_air_water_and_solid_waste() -> None:
     assert out[1].texts() == ["测试有限公司", "锅炉废气排放口DA001", "防城港市生态环境局监制2023年06月"]
     assert out[1].qr_url == "HTTPS://YMT.EXAMPLE.GOV.CN/P/91450600MA5K3XY21D001P/DA001/"
     assert signs.sign_date("2023-12-01") == "2023年12月"
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_night_writes_only_the_plan_rows_that_changed(sample_build: tuple[BuildResult, Path], tmp_path: Path) -> None:
+    """The plan cache is a base and a delta: a night that changes a few records writes only the
+    delta, a night that changes many the base again, and base plus delta plan as a whole would."""
+    result, site_out = sample_build
+    loaded = result.loaded
+    cache = tmp_path / "cache"
+    shutil.copytree(site_out.parent / "cache" / "signs", cache / "signs")
+    first = signs.render_signs(loaded, tmp_path / "0", cache, workers=1)
+    assert first.rendered == 0 and first.planned == 0  # the build's own plan, read back
+    (base,) = (p for p in (cache / "signs").glob("plan-*.pickle") if ".delta" not in p.name)
+    delta = base.with_name(base.name.replace(".pickle", ".delta.pickle"))
+    before = base.read_bytes()
+
+    gone = loaded.entries[0]
+    fewer = dataclasses.replace(loaded, entries=loaded.entries[1:])
+    assert signs.render_signs(fewer, tmp_path / "1", cache, workers=1).planned == 0
+    assert delta.exists() and base.read_bytes() == before  # one digest gone: the delta only
+    assert not (tmp_path / "1" / "signs" / gone.permit_no).exists()
+
+    back = signs.render_signs(loaded, tmp_path / "2", cache, workers=1)
+    assert back.planned == 1  # the delta said it was gone: planned again (its signs left the cache too)
+    again = signs.render_signs(loaded, tmp_path / "3", cache, workers=1)
+    assert again.planned == 0
+    assert _tree(tmp_path / "3") == _tree(tmp_path / "0")
+
+    half = dataclasses.replace(loaded, entries=loaded.entries[: len(loaded.entries) // 2])
+    assert signs.render_signs(half, tmp_path / "4", cache, workers=1).planned == 0
+    assert not delta.exists() and base.read_bytes() != before  # half gone: the base is written again
+    assert signs.render_signs(half, tmp_path / "5", cache, workers=1).planned == 0
