@@ -77,9 +77,9 @@ def seed(client, tree: Path, hashes: dict[str, str]) -> bytes:
     """A new bucket whose state object says it holds `tree` (path -> sha256 `hashes`, from its
     manifest), without uploading the objects: a night's deploy reads only the state. Returns it."""
     client.create_bucket(Bucket=BUCKET)
-    local = [dp._local(tree, p, sha, -1, None) for p, sha in hashes.items() if not dp.is_dot_path(p)]
-    objects = {x.path: dp.Remote(x.sha256, None, None, (x.content_type, x.cache_control)) for x in local}
-    state = dp.encode_state(objects, {})
+    files = dp.local_files(tree, need_md5=False, built=hashes)
+    sha, headers = {p: f.sha256 for p, f in files.items()}, {p: f.headers for p, f in files.items()}
+    state = dp.encode_state(sha, headers, {}, dp.RULES)
     client.put_object(Bucket=BUCKET, Key=dp.STATE_KEY, Body=state)
     return state
 
@@ -109,12 +109,12 @@ def one_run(previous: dict[str, str], previous_tree: Path, current: Path, built:
         client = dp.make_client(endpoint, workers=workers)
         state = seed(client, previous_tree, previous)
         saved = {
-            n: getattr(dp, n) for n in ("read_remote", "local_files", "make_plan", "run_all", "delete", "encode_state")
+            n: getattr(dp, n) for n in ("read_remote", "local_output", "make_plan", "run_all", "delete", "encode_state")
         }
         phases = Phases()
         for name, label in (
             ("read_remote", "state read"),
-            ("local_files", "local"),
+            ("local_output", "local"),
             ("make_plan", "plan"),
             ("run_all", "uploads"),
             ("delete", "deletes"),

@@ -3,6 +3,7 @@ the way the CDN reads it: object by object, with the headers it serves."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import logging
@@ -473,7 +474,7 @@ def test_without_a_readable_state_the_bucket_is_listed_and_etags_compared(
     report = deploy(out, "listed", endpoint, base_url=base_url, client=client, log=said.append)
     assert any(STATE_KEY in line for line in said)  # the operator is told why it lists
     assert (report.uploads, report.deletes, report.unchanged) == (["robots.txt"], ["P/y/index.html"], 2)
-    assert dp.decode_state(state_bytes(client, "listed"))[0].keys() == {"index.html", "P/x/index.html", "robots.txt"}
+    assert dp.decode_state(state_bytes(client, "listed")).sha.keys() == {"index.html", "P/x/index.html", "robots.txt"}
 
     # with a good state, an object it does not know is only found by a full listing
     client.put_object(Bucket="listed", Key="P/z/index.html", Body=b"<p>put there by hand</p>")
@@ -535,3 +536,152 @@ def test_a_builds_files_get_the_headers_each_would_get_on_its_own(sample_build: 
     fast = dp.local_files(out, need_md5=False, built=built)
     assert sum(p.startswith("P/") for p in fast) > 100 and sum(p.startswith("signs/") for p in fast) > 100
     assert fast == {p: dp._local(out, p, sha, -1, None) for p, sha in built.items()}
+
+
+# --- the state object ---------------------------------------------------------------------------------
+
+
+def small_site(out: Path) -> Path:
+    (out / "P" / "x").mkdir(parents=True)
+    (out / "index.html").write_text("<a href=P/x/>x</a>\n")
+    (out / "P" / "x" / "index.html").write_text("<p>x</p>\n")
+    (out / "P" / "x" / "data.json").write_text("{}\n")
+    (out / "robots.txt").write_text("User-agent: *\n")
+    return out
+
+
+def encode_state_v1(state: dp.RemoteState) -> bytes:
+    """A state as the deploys before format 2 wrote it: a dict of path -> [sha256, header], no rules."""
+    table = sorted({h for h in state.headers.values() if h})
+    number = {h: i for i, h in enumerate(table)}
+    body = {
+        "format": 1,
+        "headers": [list(h) for h in table],
+        "objects": {p: [state.sha[p], number.get(state.headers.get(p), -1)] for p in sorted(state.sha)},
+        "retired": {p: state.retired[p] for p in sorted(state.retired)},
+    }
+    return gzip.compress(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(), mtime=0)
+
+
+def body_of(state: bytes) -> dict[str, Any]:
+    return json.loads(gzip.decompress(state))
+
+
+def test_a_format_1_state_is_read_as_it_was_and_replaced_by_format_2(
+    endpoint: str, base_url: str, tmp_path: Path
+) -> None:
+    """A bucket deployed by the code before format 2 is not sent again: its recorded hashes and
+    headers are compared file by file (it has no rules), and the next state is format 2."""
+    out = small_site(tmp_path / "public")
+    client = new_bucket(endpoint, "format-1")
+    quiet: Callable[[str], None] = lambda _: None  # noqa: E731
+    deploy(out, "format-1", endpoint, base_url=base_url, client=client, log=quiet)
+    state = dp.decode_state(state_bytes(client, "format-1"))
+    assert (body_of(state_bytes(client, "format-1"))["format"], state.rules) == (2, dp.RULES)
+
+    client.put_object(Bucket="format-1", Key=STATE_KEY, Body=encode_state_v1(state))
+    calls = Calls(client)
+    report = deploy(out, "format-1", endpoint, base_url=base_url, client=client, log=quiet)
+    assert (report.uploaded, report.deleted, report.unchanged) == (0, 0, 4)
+    assert calls.events == [("put", STATE_KEY)]  # nothing but the state, now in format 2
+    after = dp.decode_state(state_bytes(client, "format-1"))
+    assert body_of(state_bytes(client, "format-1"))["format"] == 2
+    assert (after.sha, after.headers, after.rules) == (state.sha, state.headers, dp.RULES)
+
+    # with no rules to vouch for them, headers that differ from what would be sent are sent again
+    wrong = dp.RemoteState("state", state.sha, {**state.headers, "P/x/data.json": ("text/plain", SHORT)})
+    client.put_object(Bucket="format-1", Key=STATE_KEY, Body=encode_state_v1(wrong))
+    report = deploy(out, "format-1", endpoint, base_url=base_url, client=client, log=quiet)
+    assert (report.uploads, report.unchanged) == (["P/x/data.json"], 3)
+    assert dp.decode_state(state_bytes(client, "format-1")).headers == state.headers
+
+
+def test_recorded_headers_are_trusted_under_the_same_rules_and_compared_under_others(
+    endpoint: str, base_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = small_site(tmp_path / "public")
+    client = new_bucket(endpoint, "rules")
+    quiet: Callable[[str], None] = lambda _: None  # noqa: E731
+    deploy(out, "rules", endpoint, base_url=base_url, client=client, log=quiet)
+    state = dp.decode_state(state_bytes(client, "rules"))
+    assert state.headers["P/x/data.json"] == (TYPES["json"], SHORT)
+    recorded = {**state.headers, "P/x/data.json": ("text/plain", SHORT)}  # as if sent so
+    client.put_object(Bucket="rules", Key=STATE_KEY, Body=dp.encode_state(state.sha, recorded, {}, dp.RULES))
+
+    # the same rules, the same bytes: the same headers; not even worked out
+    calls = Calls(client)
+    report = deploy(out, "rules", endpoint, base_url=base_url, client=client, log=quiet)
+    assert (report.uploaded, report.unchanged, calls.events) == (0, 4, [])
+
+    # other rules (the code that picks headers was edited): every file's are compared
+    monkeypatch.setattr(dp, "RULES", "other rules")
+    report = deploy(out, "rules", endpoint, base_url=base_url, client=client, log=quiet)
+    assert (report.uploads, report.unchanged) == (["P/x/data.json"], 3)
+    assert client.head_object(Bucket="rules", Key="P/x/data.json")["ContentType"] == TYPES["json"]
+    after = dp.decode_state(state_bytes(client, "rules"))
+    assert (after.headers, after.rules) == (state.headers, "other rules")
+
+
+def test_the_rules_fingerprint_follows_the_code_that_picks_headers(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert dp.rules_fingerprint() == dp.RULES
+    monkeypatch.setitem(dp.CONTENT_TYPES, ".json", "application/json")
+    assert dp.rules_fingerprint() != dp.RULES
+
+
+def test_the_state_is_the_same_bytes_for_the_same_state() -> None:
+    sha = {f"P/{i:022d}/index.html": hashlib.sha256(str(i).encode()).hexdigest() for i in range(50)}
+    sha |= {"search/i/s/0.0123456789.bin": "", "index.html": "ab" * 32}
+    headers = {p: (TYPES["html"], SHORT) for p in sha if p.endswith(".html")}
+    headers["search/i/s/0.0123456789.bin"] = (TYPES["bin"], LONG)
+    headers["gone.html"] = (TYPES["txt"], DAY)  # not in the state: not in its table either
+    retired = {"search/i/s/0.0123456789.bin": 1.7e9 + 0.25}
+    one = dp.encode_state(sha, headers, retired, "r")
+    assert one == dp.encode_state(dict(reversed(sha.items())), dict(reversed(headers.items())), retired, "r")
+    body = body_of(one)
+    assert body["path"] == sorted(sha) and body["headers"] == sorted(map(list, {headers[p] for p in sha}))
+    back = dp.decode_state(one)
+    assert (back.sha, back.headers, back.retired, back.rules) == (sha, {p: headers[p] for p in sha}, retired, "r")
+    assert dp.encode_state(back.sha, back.headers, back.retired, "r") == one
+
+
+def test_the_nightly_path_plans_and_records_what_the_walk_does(sample_build: tuple[BuildResult, Path]) -> None:
+    """The nightly hands over the build's hashes and describes only the files to upload; a deploy
+    after a plain build walks the output and describes every file. Same tree, same bucket: the same
+    plan, the same state bytes, whether the state vouches for its headers or not."""
+    out = sample_build[1]
+    walked = dp.local_output(out, need_md5=False)
+    files = dp.local_files(out, need_md5=False)
+    paths = sorted(files)
+    described: list[str] = []
+    built = {p: files[p].sha256 for p in paths}  # sorted, as the build's manifest lists them
+    nightly = dp.local_output(out, need_md5=False, built=built)
+    counted = dp.Output(nightly.sha, lambda p: described.append(p) or nightly.local(p))
+    assert nightly.sha == walked.sha
+
+    # the bucket holds last night's site: some files changed, some new, an old page and search file
+    changed, new = set(paths[::97]), set(paths[5::131])
+    sha = {p: "0" * 64 if p in changed else files[p].sha256 for p in paths if p not in new}
+    sha |= {"old/stale.html": "1" * 64, "search/i/s/0.0123456789.bin": "2" * 64}
+    headers = {p: files[p].headers if p in files else (TYPES["html"], SHORT) for p in sha}
+    moved = next(p for p in paths if p.startswith("P/") and p not in changed | new)
+    headers[moved] = (TYPES["txt"], SHORT)  # sent with other headers than it would get now
+    v2 = dp.encode_state(sha, headers, {}, dp.RULES)
+    for state, resent in (
+        (v2, set()),
+        (dp.encode_state(sha, headers, {}, "other rules"), {moved}),
+        (encode_state_v1(dp.decode_state(v2)), {moved}),
+    ):
+        remote = dp.decode_state(state)
+        described.clear()
+        plans = [dp.make_plan(o, remote, 1e9, 3600) for o in (walked, counted)]
+        assert [u.path for u in plans[0].uploads] == [u.path for u in plans[1].uploads]
+        assert {u.path for u in plans[0].uploads} == changed | new | resent
+        assert dp._sized(out, plans[1].uploads) == plans[0].uploads
+        assert [(p.unchanged, p.deletes, p.kept) for p in plans] == [
+            (len(paths) - len(changed | new | resent), ["old/stale.html"], {"search/i/s/0.0123456789.bin": 1e9})
+        ] * 2
+        assert dp._next_state(plans[0], walked, {}) == dp._next_state(plans[1], counted, {})
+        if remote.rules == dp.RULES:  # only the files to upload were described
+            assert sorted(described) == sorted(changed | new)
+        else:
+            assert len(described) == len(paths)
