@@ -655,7 +655,7 @@ def test_the_nightly_path_plans_and_records_what_the_walk_does(sample_build: tup
     described: list[str] = []
     built = {p: files[p].sha256 for p in paths}  # sorted, as the build's manifest lists them
     nightly = dp.local_output(out, need_md5=False, built=built)
-    counted = dp.Output(nightly.sha, lambda p: described.append(p) or nightly.local(p))
+    counted = dp.LocalFiles(nightly.sha, lambda p: described.append(p) or nightly.local(p))
     assert nightly.sha == walked.sha
 
     # the bucket holds last night's site: some files changed, some new, an old page and search file

@@ -169,7 +169,7 @@ class Local:
 
 
 @dataclass(frozen=True)
-class Output:
+class LocalFiles:
     """The files to publish: path → sha256 of every one (dot paths left out), and a file's `Local`
     (its headers, and its md5 when comparing with a listing) on demand: on the nightly's path only
     the files the plan uploads get one, not 1,500,000 at 100,000 permits."""
@@ -249,16 +249,16 @@ def read_manifest(out: Path) -> tuple[dict[str, Any], int]:
     return {}, 0
 
 
-def local_output(out: Path, need_md5: bool, built: Mapping[str, str] | None = None) -> Output:
+def local_output(out: Path, need_md5: bool, built: Mapping[str, str] | None = None) -> LocalFiles:
     """The files to publish (see `local_files`). With `built` (the nightly's) and no md5 needed,
     no file is read and a `Local` is made only when the plan asks for one."""
     if built is None or need_md5:
         files = local_files(out, need_md5)
-        return Output({path: f.sha256 for path, f in files.items()}, files.__getitem__)
+        return LocalFiles({path: f.sha256 for path, f in files.items()}, files.__getitem__)
     describe = _describer(out)
     dots = list(filter(is_dot_path, built))  # usually none: then no copy of 1,500,000 paths
     sha = {path: s for path, s in built.items() if not is_dot_path(path)} if dots else built
-    return Output(sha, lambda path: describe(path, sha[path]))
+    return LocalFiles(sha, lambda path: describe(path, sha[path]))
 
 
 def local_files(
@@ -461,7 +461,7 @@ class Plan:
         return sum(u.size for u in self.uploads)
 
 
-def make_plan(output: Output, remote: RemoteState, now: float, keep_replaced: float) -> Plan:
+def make_plan(output: LocalFiles, remote: RemoteState, now: float, keep_replaced: float) -> Plan:
     if remote.source == "listing":  # no sha256 there: a body's MD5 is its ETag (module docstring)
         uploads = [loc for loc in map(output.local, output.sha) if remote.listed.get(loc.path) != (loc.md5, loc.size)]
     elif remote.rules == RULES:  # the same bytes under the same rules: the same headers (`rules_fingerprint`)
@@ -736,7 +736,7 @@ def _read_remote(client: Any, bucket: str, log: Callable[[str], None], full_list
         raise DeployError(f"无法读取存储桶 {bucket}：{err}") from err
 
 
-def _next_state(plan: Plan, output: Output, not_deleted: Mapping[str, str]) -> bytes:
+def _next_state(plan: Plan, output: LocalFiles, not_deleted: Mapping[str, str]) -> bytes:
     """What the bucket holds now: every local file, the stale ones kept, those a delete missed. The
     headers are the recorded ones but for the uploads (`make_plan` kept no file whose recorded
     headers differ from what it would send), or every file's on a listing (a matching body is taken

@@ -280,14 +280,14 @@ class Reuse:
         recorded = self.previous.inodes
         if self.live is not None and _same_fs(self.live, staging):
             trusted = recorded is not None and _still(self.live, recorded)
-            self.live_inodes = recorded if trusted and recorded is not None else inodes(self.live)
+            self.live_inodes = recorded if recorded is not None and trusted else inodes(self.live)
         self.base: set[str] = set()  # staging files shared with the live build, not yet asked for
         self.kept: set[str] = set()  # files asked for and already in staging
         self._made: set[str] = set()  # staging folders known to exist (a mkdir per link cost 12 s at 100k)
         self._emptied: set[str] = set()  # folders files were removed from
         outputs, live_inodes = self.previous.outputs, self.live_inodes
         doomed: list[str] = []
-        if isinstance(base, Prior) and live_inodes is recorded:
+        if isinstance(base, Prior) and self.inodes_recorded:
             # The live inodes are the manifest's own: a shared file is the live build's, and kept
             # for now when a stage keyed it (1,500,000 paths at 100,000 permits with signs).
             self.base = {path for path in base.shared if outputs[path].key}
@@ -314,6 +314,12 @@ class Reuse:
         with ThreadPoolExecutor(HASH_THREADS) as pool:
             for _ in pool.map(lambda part: [self.unlink(p) for p in part], parts):
                 pass
+
+    @property
+    def inodes_recorded(self) -> bool:
+        """The live inodes are the live manifest's own column (trusted): each of its entries then
+        holds its file's inode as it is."""
+        return self.previous.inodes is not None and self.live_inodes is self.previous.inodes
 
     def unlink(self, path: str) -> None:
         """Remove a file of last night's tree from staging (its folder too, once empty: `catalog`)."""
@@ -497,7 +503,7 @@ def catalog(
         linked, made = reuse.tracked(KEYED_ROOTS)
         shared |= linked
         found.update(made)
-        if live_inodes is (previous.inodes if previous else None):
+        if reuse.inodes_recorded:
             # Linked under the same key, it is last night's entry as it is: its key, its inode (the
             # manifest's) and, unless a stage dated it otherwise, its date. Most of a night's
             # 1,500,000 files, taken without a look at each.

@@ -1090,34 +1090,36 @@ _PLAIN_PATH = re.compile(r"[^?#\s]*")  # no query, fragment or white space: urls
 def check_qr_urls(site: Site, qr_urls: Iterable[str]) -> list[Problem]:
     """Each QR code's URL lies under base_url and names a page of this build."""
     out = []
-    base = site.base_url
-    # The usual URL, scheme://host as in base_url (any case) and then its path exactly: read
-    # without urlsplit (535,000 URLs at 100,000 permits).
-    origin = base[: len(base) - len(site.prefix)].lower() if base.endswith(site.prefix) else None
+    base, prefix = site.base_url, site.prefix
+    # The usual URL, scheme://host as in base_url (any case) and then a plain path under the prefix
+    # exactly: its path read without urlsplit (535,000 URLs at 100,000 permits).
+    origin = base[: len(base) - len(prefix)].lower() if base.endswith(prefix) else None
+    start = len(origin or "") + len(prefix)
     for url in sorted(set(qr_urls)):
-        if origin is not None:
-            start = len(origin) + len(site.prefix)
-            if url[: len(origin)].lower() == origin and url.startswith(site.prefix, len(origin)):
-                path = url[start:]
-                page = f"{path}index.html" if path == "" or path.endswith("/") else path
-                if _PLAIN_PATH.fullmatch(path) and page in site.paths and page.endswith(".html"):
-                    continue  # fine; anything else is looked at below, as any URL
         where = f"二维码 {url}"
-        if not url.lower().startswith(base.lower()):
-            out.append(Problem("signs/", None, "", f"{where} 不在 {base} 之下"))
-            continue
-        parts = urlsplit(url)
-        if not parts.path.startswith(site.prefix):
-            out.append(
-                Problem(
-                    "signs/",
-                    None,
-                    "",
-                    f"{where} 的路径与 base_url 的 {site.prefix} 大小写不同，网站服务器按大小写区分路径",
+        if (
+            origin is not None
+            and url[: len(origin)].lower() == origin
+            and url.startswith(prefix, len(origin))
+            and _PLAIN_PATH.fullmatch(url, start)
+        ):
+            path = url[start:]
+        else:
+            if not url.lower().startswith(base.lower()):
+                out.append(Problem("signs/", None, "", f"{where} 不在 {base} 之下"))
+                continue
+            parts = urlsplit(url)
+            if not parts.path.startswith(prefix):
+                out.append(
+                    Problem(
+                        "signs/",
+                        None,
+                        "",
+                        f"{where} 的路径与 base_url 的 {prefix} 大小写不同，网站服务器按大小写区分路径",
+                    )
                 )
-            )
-            continue
-        path = parts.path[len(site.prefix) :]
+                continue
+            path = parts.path[len(prefix) :]
         page = f"{path}index.html" if path == "" or path.endswith("/") else path
         if page not in site.paths or not page.endswith(".html"):
             out.append(Problem(page, None, "", f"{where} 指向的页面不在本次构建中"))
