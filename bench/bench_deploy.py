@@ -6,13 +6,14 @@ Run by hand (never in CI), for example, after two nights of the 100,000-permit n
 
 What is measured: `yimatong.deploy.deploy` of `--current` into a bucket of moto's S3 server
 (`moto_server`, its own process on 127.0.0.1) whose remote state object says it holds `--previous`
-(the state is written from `--previous`'s build manifest; the objects themselves are not uploaded
-first: a night's deploy reads the state object, never lists the bucket, so what it does depends
-only on that state). The deploy is given the build's own hashes (`built`, as `build.py nightly`
-does), so it reads no file it does not upload. Wall time per phase: reading the remote state,
-the local table, the plan, the uploads (assets, pages, entry points), the deletes, writing the new
-state. Medians of `--runs`. A real origin adds network latency per request; moto on the same 2
-cores as the client is the other way round: it competes with the uploader for CPU.
+(the state is written from `--previous`'s build manifest, its bundles folded as a deploy records
+them; the objects themselves are not uploaded first: a night's deploy reads the state object, never
+lists the bucket, so what it does depends only on that state). The deploy is given the build's own
+hashes (`built` and `bundles`, as `build.py nightly` does), so it reads no file it does not upload.
+Wall time per phase: reading the remote state, the local table, the plan, the uploads (assets,
+pages, entry points), the deletes, writing the new state. Medians of `--runs`. A real origin adds
+network latency per request; moto on the same 2 cores as the client is the other way round: it
+competes with the uploader for CPU.
 
 Results go to bench/RESULTS.md (the section between the 'deploy-nightly' markers).
 """
@@ -36,16 +37,23 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_load import write_section  # noqa: E402
 from yimatong import deploy as dp  # noqa: E402
-from yimatong.manifest import Manifest  # noqa: E402
+from yimatong.manifest import Manifest, is_bundle  # noqa: E402
 
 BUCKET = "bench-deploy"
+Built = tuple[dict[str, str], dict[str, str]]  # plain path -> sha256, bundle folder -> packed files
 
 
-def outputs(tree: Path) -> dict[str, str]:
-    """path -> sha256 from a build's manifest."""
+def outputs(tree: Path) -> Built:
+    """A build's plain files and bundles, from its manifest (a version-2 one's sign PDFs read as the
+    bundles their folders are now)."""
     listed = Manifest.read(tree)
     assert listed is not None, tree
-    return {p: o.sha256 for p, o in listed.outputs.items()}
+    return {p: o.sha256 for p, o in listed.outputs.items() if not is_bundle(p)}, listed.bundles
+
+
+def file_count(built: Built) -> int:
+    plain, bundles = built
+    return len(plain) + sum(packed.count("\n") for packed in bundles.values())
 
 
 @contextlib.contextmanager
@@ -73,13 +81,15 @@ def moto_server() -> Iterator[str]:
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
-def seed(client, tree: Path, hashes: dict[str, str]) -> bytes:
-    """A new bucket whose state object says it holds `tree` (path -> sha256 `hashes`, from its
-    manifest), without uploading the objects: a night's deploy reads only the state. Returns it."""
+def seed(client, tree: Path, built: Built) -> bytes:
+    """A new bucket whose state object says it holds `tree` (`built`, from its manifest), without
+    uploading the objects: a night's deploy reads only the state. The state is the one a first deploy
+    of `tree` records (format 3, its bundles folded, every file's headers). Returns it."""
     client.create_bucket(Bucket=BUCKET)
-    files = dp.local_files(tree, need_md5=False, built=hashes)
-    sha, headers = {p: f.sha256 for p, f in files.items()}, {p: f.headers for p, f in files.items()}
-    state = dp.encode_state(sha, headers, {}, dp.RULES)
+    plain, bundles = built
+    output = dp.local_output(tree, need_md5=False, built=plain, bundles=bundles)
+    empty = dp.RemoteState("state", {}, rules=dp.RULES)
+    state = dp._next_state(dp.make_plan(output, empty, time.time(), dp.KEEP_REPLACED), output, {})
     client.put_object(Bucket=BUCKET, Key=dp.STATE_KEY, Body=state)
     return state
 
@@ -103,7 +113,7 @@ class Phases:
         setattr(dp, name, timed)
 
 
-def one_run(previous: dict[str, str], previous_tree: Path, current: Path, built: dict[str, str], workers: int) -> dict:
+def one_run(previous: Built, previous_tree: Path, current: Path, built: Built, workers: int) -> dict:
     os.environ.update(CREDENTIALS)
     with moto_server() as endpoint:
         client = dp.make_client(endpoint, workers=workers)
@@ -131,7 +141,8 @@ def one_run(previous: dict[str, str], previous_tree: Path, current: Path, built:
                 workers=workers,
                 client=client,
                 log=lambda _m: None,
-                built=built,
+                built=built[0],
+                bundles=built[1],
                 purge_list=Path("/tmp/bench-deploy-purge.txt"),
             )
             wall = time.perf_counter() - t
@@ -167,7 +178,7 @@ def main() -> None:
         median = runs[[r["wall"] for r in runs].index(statistics.median_low(walls))]
         print(json.dumps({"walls": [round(w, 1) for w in walls], **median}, ensure_ascii=False), flush=True)
         rows.append((workers, walls, median))
-    n = len(built)
+    n = file_count(built)
     lines = [
         "<!-- deploy-nightly:start -->",
         f"## Deploy, one night at scale: {n:,} files, moto's S3 server on 127.0.0.1, {os.cpu_count()} cores",

@@ -27,6 +27,8 @@ from moto.server import ThreadedMotoServer
 
 from yimatong import deploy as dp
 from yimatong.deploy import STATE_KEY, DeployError, DeployReport, deploy
+from yimatong.manifest import FOLDER_INODE, Catalog, Manifest, Output, bundle_sha, pack, unpack
+from yimatong.nightly import file_count
 from yimatong.pipeline import BuildResult, Options, build
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -505,6 +507,7 @@ def test_the_nightly_command_builds_verifies_publishes_and_uploads(endpoint: str
 
     first_night = night()
     assert first_night["published"] and first_night["upload"]["uploaded"] == len(published(out))
+    assert first_night["files"]["total"] == len(published(out))
     file = sorted((data / "enterprises").glob("*.yaml"))[4]
     text = file.read_text(encoding="utf-8")
     old = next(x for x in text.splitlines() if x.startswith("  name: "))
@@ -567,25 +570,25 @@ def body_of(state: bytes) -> dict[str, Any]:
     return json.loads(gzip.decompress(state))
 
 
-def test_a_format_1_state_is_read_as_it_was_and_replaced_by_format_2(
+def test_a_format_1_state_is_read_as_it_was_and_replaced_by_the_current_format(
     endpoint: str, base_url: str, tmp_path: Path
 ) -> None:
     """A bucket deployed by the code before format 2 is not sent again: its recorded hashes and
-    headers are compared file by file (it has no rules), and the next state is format 2."""
+    headers are compared file by file (it has no rules), and the next state is the current format."""
     out = small_site(tmp_path / "public")
     client = new_bucket(endpoint, "format-1")
     quiet: Callable[[str], None] = lambda _: None  # noqa: E731
     deploy(out, "format-1", endpoint, base_url=base_url, client=client, log=quiet)
     state = dp.decode_state(state_bytes(client, "format-1"))
-    assert (body_of(state_bytes(client, "format-1"))["format"], state.rules) == (2, dp.RULES)
+    assert (body_of(state_bytes(client, "format-1"))["format"], state.rules) == (3, dp.RULES)
 
     client.put_object(Bucket="format-1", Key=STATE_KEY, Body=encode_state_v1(state))
     calls = Calls(client)
     report = deploy(out, "format-1", endpoint, base_url=base_url, client=client, log=quiet)
     assert (report.uploaded, report.deleted, report.unchanged) == (0, 0, 4)
-    assert calls.events == [("put", STATE_KEY)]  # nothing but the state, now in format 2
+    assert calls.events == [("put", STATE_KEY)]  # nothing but the state, now in format 3
     after = dp.decode_state(state_bytes(client, "format-1"))
-    assert body_of(state_bytes(client, "format-1"))["format"] == 2
+    assert body_of(state_bytes(client, "format-1"))["format"] == 3
     assert (after.sha, after.headers, after.rules) == (state.sha, state.headers, dp.RULES)
 
     # with no rules to vouch for them, headers that differ from what would be sent are sent again
@@ -655,7 +658,7 @@ def test_the_nightly_path_plans_and_records_what_the_walk_does(sample_build: tup
     described: list[str] = []
     built = {p: files[p].sha256 for p in paths}  # sorted, as the build's manifest lists them
     nightly = dp.local_output(out, need_md5=False, built=built)
-    counted = dp.LocalFiles(nightly.sha, lambda p: described.append(p) or nightly.local(p))
+    counted = dp.LocalFiles(nightly.sha, lambda p, s: described.append(p) or nightly.local(p, s))
     assert nightly.sha == walked.sha
 
     # the bucket holds last night's site: some files changed, some new, an old page and search file
@@ -685,3 +688,342 @@ def test_the_nightly_path_plans_and_records_what_the_walk_does(sample_build: tup
             assert sorted(described) == sorted(changed | new)
         else:
             assert len(described) == len(paths)
+
+
+# --- bundles: a permit's sign PDFs, one entry of the manifest and of the state ------------------------
+
+SIGN_FILE = re.compile(r"(signs/[0-9A-Z]{22}/)([^/]+)")
+ONE, TWO = "91450600MA5K00001X001W", "91450600MA5K00002Y001W"
+SIZES = ("gate-450x620", "DA001-210x297", "DA001-105x148.5")
+PDF = (TYPES["pdf"], SHORT)
+
+
+def fold(files: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """path -> sha256 as the build hands it over: the plain files, and a bundle per permit's sign folder."""
+    plain: dict[str, str] = {}
+    grouped: dict[str, dict[str, str]] = {}
+    for path, sha in files.items():
+        m = SIGN_FILE.fullmatch(path)
+        if m:
+            grouped.setdefault(m[1], {})[m[2]] = sha
+        else:
+            plain[path] = sha
+    return plain, {folder: pack(names) for folder, names in grouped.items()}
+
+
+def hashes(out: Path) -> dict[str, str]:
+    return {p: hashlib.sha256((out / p).read_bytes()).hexdigest() for p in published(out)}
+
+
+def signed_site(out: Path) -> Path:
+    """`small_site` and two permits' signs: 4 plain files, 2 bundles of 3."""
+    small_site(out)
+    for permit in (ONE, TWO):
+        (out / "signs" / permit).mkdir(parents=True)
+        for size in SIZES:
+            (out / "signs" / permit / f"{permit}-{size}.pdf").write_bytes(f"%PDF {permit} {size}\n".encode())
+    return out
+
+
+def nightly_deploy(out: Path, bucket: str, client: Any, base_url: str, **options: Any) -> DeployReport:
+    """As `build.py nightly` deploys: with the build's plain files and its bundles."""
+    plain, bundles = fold(hashes(out))
+    options.setdefault("log", lambda _: None)
+    return deploy(out, bucket, None, base_url=base_url, client=client, built=plain, bundles=bundles, **options)
+
+
+def table_of(body: dict[str, Any], column: str) -> list[tuple[str, str] | None]:
+    return [tuple(body["headers"][i]) if i >= 0 else None for i in body[column]]
+
+
+def test_a_bundle_is_one_entry_of_the_state_and_only_its_changed_files_move(
+    endpoint: str, base_url: str, tmp_path: Path
+) -> None:
+    out = signed_site(tmp_path / "public")
+    client = new_bucket(endpoint, "bundles")
+    first = nightly_deploy(out, "bundles", client, base_url)
+    assert (first.uploaded, first.unchanged) == (10, 0)
+    assert set(listing(client, "bundles")) == published(out) | {STATE_KEY}
+    for key in published(out):
+        head = client.head_object(Bucket="bundles", Key=key)
+        assert (head["ContentType"], head["CacheControl"]) == expected_headers(key)
+    body = body_of(state_bytes(client, "bundles"))
+    assert (body["format"], body["bundle"]) == (3, [f"signs/{ONE}/", f"signs/{TWO}/"])
+    assert body["path"] == ["P/x/data.json", "P/x/index.html", "index.html", "robots.txt"]
+    assert body["files"] == [fold(hashes(out))[1][f] for f in body["bundle"]]
+    assert table_of(body, "bundle_header") == [PDF, PDF]
+
+    # nothing changed: nothing sent, not even the state
+    calls = Calls(client)
+    again = nightly_deploy(out, "bundles", client, base_url)
+    assert (again.uploaded, again.deleted, again.unchanged, calls.events) == (0, 0, 10, [])
+
+    # one file of a bundle changed: that file alone
+    changed = f"signs/{ONE}/{ONE}-gate-450x620.pdf"
+    (out / changed).write_bytes(b"%PDF renamed\n")
+    calls = Calls(client)
+    report = nightly_deploy(out, "bundles", client, base_url, purge_list=tmp_path / "purge.txt")
+    assert (calls.puts(), calls.deletes()) == ([changed, STATE_KEY], [])
+    assert (report.uploaded, report.deleted, report.unchanged) == (1, 0, 9)
+    assert (tmp_path / "purge.txt").read_text().split() == [base_url + changed]
+    assert client.get_object(Bucket="bundles", Key=changed)["Body"].read() == b"%PDF renamed\n"
+    assert dp.decode_state(state_bytes(client, "bundles")).bundles == fold(hashes(out))[1]
+
+    # a file gone from one bundle, and the other bundle gone: exactly those objects are deleted
+    dropped = f"signs/{ONE}/{ONE}-DA001-105x148.5.pdf"
+    (out / dropped).unlink()
+    shutil.rmtree(out / "signs" / TWO)
+    calls = Calls(client)
+    report = nightly_deploy(out, "bundles", client, base_url, purge_list=tmp_path / "purge.txt")
+    gone = {dropped} | {f"signs/{TWO}/{TWO}-{size}.pdf" for size in SIZES}
+    assert (calls.puts(), set(calls.deletes())) == ([STATE_KEY], gone)
+    assert (report.uploaded, report.deleted, report.unchanged) == (0, 4, 6)
+    assert set(listing(client, "bundles")) == published(out) | {STATE_KEY}
+    assert set((tmp_path / "purge.txt").read_text().split()) == {base_url + p for p in gone}
+    after = dp.decode_state(state_bytes(client, "bundles"))
+    assert (after.bundles, list(after.sha)) == (fold(hashes(out))[1], body["path"])
+
+
+def test_a_failed_upload_of_a_bundles_file_deletes_nothing_and_keeps_the_state(
+    endpoint: str, base_url: str, tmp_path: Path
+) -> None:
+    out = signed_site(tmp_path / "public")
+    client = new_bucket(endpoint, "bundle-fails")
+    nightly_deploy(out, "bundle-fails", client, base_url)
+    changed = f"signs/{ONE}/{ONE}-gate-450x620.pdf"
+    (out / changed).write_bytes(b"%PDF renamed\n")
+    shutil.rmtree(out / "signs" / TWO)
+    before, state = listing(client, "bundle-fails"), state_bytes(client, "bundle-fails")
+    faults, calls = Faults(client), Calls(client)
+    faults.plan = {changed: ["403"]}
+    with pytest.raises(DeployError, match=re.escape(changed)):
+        nightly_deploy(out, "bundle-fails", client, base_url)
+    assert calls.deletes() == [] and listing(client, "bundle-fails") == before
+    assert state_bytes(client, "bundle-fails") == state
+
+    faults.plan = {}
+    report = nightly_deploy(out, "bundle-fails", client, base_url)
+    assert (report.uploads, len(report.deletes)) == ([changed], 3)
+    assert dp.decode_state(state_bytes(client, "bundle-fails")).bundles == fold(hashes(out))[1]
+
+
+def encode_state_v2(state: dp.RemoteState) -> bytes:
+    """A state as the deploys before format 3 wrote it: columns, every file a path (no bundles)."""
+    table = sorted({h for h in state.headers.values() if h})
+    number = {h: i for i, h in enumerate(table)}
+    paths = sorted(state.sha)
+    body = {
+        "format": 2,
+        "rules": state.rules,
+        "headers": [list(h) for h in table],
+        "path": paths,
+        "sha256": [state.sha[p] for p in paths],
+        "header": [number.get(state.headers.get(p), -1) for p in paths],
+        "retired": {},
+    }
+    return gzip.compress(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(), mtime=0)
+
+
+def test_a_format_2_state_of_sign_files_one_by_one_sends_nothing_to_local_bundles(
+    endpoint: str, base_url: str, tmp_path: Path
+) -> None:
+    """The night after the upgrade: the state lists every sign PDF as a path, the build hands over
+    bundles; the same bytes are not sent again, and the next state keeps the bundles folded."""
+    out = signed_site(tmp_path / "public")
+    client = new_bucket(endpoint, "format-2")
+    deploy(out, "format-2", endpoint, base_url=base_url, client=client, log=lambda _: None)  # walks: no bundles
+    state = dp.decode_state(state_bytes(client, "format-2"))
+    assert (state.bundles, len(state.sha)) == ({}, 10)
+    v2 = encode_state_v2(state)
+    assert dp.decode_state(v2).sha == state.sha
+
+    client.put_object(Bucket="format-2", Key=STATE_KEY, Body=v2)
+    calls = Calls(client)
+    report = nightly_deploy(out, "format-2", client, base_url)
+    assert (report.uploaded, report.deleted, report.unchanged) == (0, 0, 10)
+    assert calls.events == [("put", STATE_KEY)]  # nothing but the state, now in format 3
+    body = body_of(state_bytes(client, "format-2"))
+    assert (body["format"], body["bundle"], len(body["path"])) == (3, [f"signs/{ONE}/", f"signs/{TWO}/"], 4)
+    assert table_of(body, "bundle_header") == [PDF, PDF]
+    calls = Calls(client)
+    assert nightly_deploy(out, "format-2", client, base_url).uploaded == 0
+    assert calls.events == []
+
+    # against a format-2 state, a changed file and a file no bundle holds any more are found too
+    client.put_object(Bucket="format-2", Key=STATE_KEY, Body=v2)
+    changed, dropped = (f"signs/{ONE}/{ONE}-{size}.pdf" for size in SIZES[:2])
+    (out / changed).write_bytes(b"%PDF renamed\n")
+    (out / dropped).unlink()
+    report = nightly_deploy(out, "format-2", client, base_url)
+    assert (report.uploads, report.deletes, report.unchanged) == ([changed], [dropped], 8)
+
+
+def test_the_deploy_command_publishes_every_file_of_a_version_3_manifest(
+    endpoint: str, base_url: str, tmp_path: Path
+) -> None:
+    """`build.py deploy` reads the build's manifest itself: a bundle's files are published one by one,
+    and it agrees with the nightly's folded state both ways."""
+    out = signed_site(tmp_path / "public")
+    files = hashes(out)
+    plain, bundles = fold(files)
+    outputs = {p: Output(sha) for p, sha in plain.items()}
+    outputs |= {f: Output(bundle_sha(packed), None, None, FOLDER_INODE) for f, packed in bundles.items()}
+    Manifest(outputs, bundles=bundles).write(out)
+    written = json.loads(gzip.decompress((out / ".yimatong" / "manifest.json.gz").read_bytes()))
+    assert (written["version"], written["bundles"]) == (3, bundles)
+    assert dp.read_manifest(out)[0] == {p: {"sha256": sha} for p, sha in files.items()}
+
+    client = new_bucket(endpoint, "manifest-3")
+    report = deploy(out, "manifest-3", endpoint, base_url=base_url, client=client, log=lambda _: None)
+    assert (report.uploaded, report.unchanged) == (10, 0)
+    assert set(listing(client, "manifest-3")) == published(out) | {STATE_KEY}
+    for key, sha in files.items():
+        assert client.head_object(Bucket="manifest-3", Key=key)["Metadata"]["sha256"] == sha
+
+    # the nightly after it: the state's paths against its bundles, nothing sent but the state
+    calls = Calls(client)
+    assert nightly_deploy(out, "manifest-3", client, base_url).unchanged == 10
+    assert calls.events == [("put", STATE_KEY)]
+    # and the deploy command after the nightly: its files one by one against the state's bundles
+    calls = Calls(client)
+    report = deploy(out, "manifest-3", endpoint, base_url=base_url, client=client, log=lambda _: None)
+    assert (report.uploaded, report.deleted, report.unchanged) == (0, 0, 10)
+    assert calls.puts() == [STATE_KEY]  # its files as paths: written by the deploy command
+
+    # a bundle's hash in the manifest is trusted (and checked at upload)
+    wrong = {
+        **bundles,
+        f"signs/{ONE}/": pack({**unpack(bundles[f"signs/{ONE}/"]), f"{ONE}-gate-450x620.pdf": "0" * 64}),
+    }
+    Manifest(outputs, bundles=wrong).write(out)
+    assert dp.local_files(out, need_md5=False)[f"signs/{ONE}/{ONE}-gate-450x620.pdf"].sha256 == "0" * 64
+
+
+def first_plan(out: Path, plain: dict[str, str], bundles: dict[str, str]) -> tuple[dp.LocalFiles, dp.RemoteState]:
+    """The nightly's output, and the state its first deploy to an empty bucket writes."""
+    output = dp.local_output(out, need_md5=False, built=plain, bundles=bundles)
+    plan = dp.make_plan(output, dp.RemoteState("state", {}, rules=dp.RULES), 1e9, 0)
+    return output, dp.decode_state(dp._next_state(plan, output, {}))
+
+
+def test_an_unchanged_night_looks_into_no_bundle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Per-path work on a night that changes no sign: a look-up per plain file and a comparison per
+    bundle; no bundle's files are unpacked or described."""
+    out = signed_site(tmp_path / "public")
+    plain, bundles = fold(hashes(out))
+    output, remote = first_plan(out, plain, bundles)
+    described: list[str] = []
+    counted = dp.LocalFiles(output.sha, lambda p, s: described.append(p) or output.local(p, s), output.bundles)
+    opened: list[str] = []
+    real_unpack, real_files = dp.unpack, dp.bundle_files
+    monkeypatch.setattr(dp, "unpack", lambda packed: opened.append(packed) or real_unpack(packed))
+    monkeypatch.setattr(dp, "bundle_files", lambda folder, packed: opened.append(folder) or real_files(folder, packed))
+    plan = dp.make_plan(counted, remote, 1e9, 0)
+    state = dp._next_state(plan, counted, {})
+    assert (plan.uploads, plan.deletes, plan.unchanged, described, opened) == ([], [], 10, [], [])
+    assert state == remote.raw
+
+    # one file changed: only its bundle is opened, only that file described
+    changed = f"signs/{TWO}/{TWO}-gate-450x620.pdf"
+    files = unpack(bundles[f"signs/{TWO}/"])
+    counted = dp.LocalFiles(
+        output.sha,
+        counted.local,
+        {**bundles, f"signs/{TWO}/": pack({**files, f"{TWO}-gate-450x620.pdf": "1" * 64})},
+    )
+    plan = dp.make_plan(counted, remote, 1e9, 0)
+    assert ([u.path for u in plan.uploads], described, plan.unchanged) == ([changed], [changed], 9)
+    assert f"signs/{ONE}/" not in opened and bundles[f"signs/{ONE}/"] not in opened
+
+
+def test_headers_of_bundles_under_other_rules_and_a_bundle_with_mixed_headers(tmp_path: Path) -> None:
+    out = signed_site(tmp_path / "public")
+    dated = f"signs/{ONE}/{ONE}-2026-11-20.pdf"  # a dated download: cached for a day, not 5 minutes
+    (out / dated).write_bytes(b"%PDF dated\n")
+    plain, bundles = fold(hashes(out))
+    output, remote = first_plan(out, plain, bundles)
+    # its files do not share headers: the state lists that bundle's files as paths, the other folded
+    assert (sorted(remote.bundles), remote.headers[f"signs/{TWO}/"]) == ([f"signs/{TWO}/"], PDF)
+    assert remote.headers[dated] == (TYPES["pdf"], DAY) and remote.headers[f"signs/{ONE}/{ONE}-gate-450x620.pdf"] == PDF
+    again = dp.make_plan(output, remote, 1e9, 0)
+    assert (again.uploads, again.deletes, again.unchanged) == ([], [], 11)
+    assert dp._next_state(again, output, {}) == remote.raw
+
+    # under other rules every file's headers are compared, a bundle's against its recorded ones
+    headers = {**remote.headers, f"signs/{TWO}/": (TYPES["bin"], SHORT)}  # as if sent so
+    sha = {p: s for p, s in remote.sha.items() if s is not None}
+    other = dp.decode_state(dp.encode_state(sha, headers, {}, "other rules", remote.bundles))
+    plan = dp.make_plan(output, other, 1e9, 0)
+    assert [u.path for u in plan.uploads] == sorted(f"signs/{TWO}/{TWO}-{size}.pdf" for size in SIZES)
+    assert dp._next_state(plan, output, {}) == remote.raw
+    plan = dp.make_plan(output, dp.decode_state(dp.encode_state(sha, remote.headers, {}, "x", remote.bundles)), 1e9, 0)
+    assert (plan.uploads, plan.unchanged) == ([], 11)
+
+
+def test_the_state_with_bundles_is_the_same_bytes_for_the_same_state() -> None:
+    sha = {"index.html": "ab" * 32, "search/i/s/0.0123456789.bin": ""}
+    bundles = {f"signs/{i:022d}/": pack({f"{i:022d}-{s}.pdf": f"{i:064x}" for s in SIZES}) for i in range(20)}
+    headers: dict[str, tuple[str, str] | None] = {"index.html": (TYPES["html"], SHORT)}
+    headers |= dict.fromkeys(bundles, PDF)
+    headers[f"signs/{3:022d}/"] = None  # unknown
+    retired = {"search/i/s/0.0123456789.bin": 1.7e9}
+    one = dp.encode_state(sha, headers, retired, "r", bundles)
+    back = dp.decode_state(one)
+    assert back.bundles == bundles and list(back.bundles) == sorted(bundles)
+    assert back.headers == {**{p: headers.get(p) for p in sha}, **{f: headers[f] for f in bundles}}
+    assert (back.sha, back.retired, back.rules) == (sha, retired, "r")
+    flipped = dict(reversed(bundles.items()))
+    assert dp.encode_state(dict(reversed(sha.items())), headers, retired, "r", flipped) == one
+    assert dp.encode_state(back.sha, back.headers, back.retired, "r", back.bundles) == one
+    body = body_of(one)
+    assert (body["format"], body["bundle"], body["path"]) == (3, sorted(bundles), sorted(sha))
+    assert table_of(body, "bundle_header").count(None) == 1
+    # a bundle is a folder: anything else is an unreadable state (the bucket is listed instead)
+    broken = {**body, "bundle": [f.rstrip("/") for f in body["bundle"]]}
+    with pytest.raises(ValueError, match="folder"):
+        dp.decode_state(gzip.compress(json.dumps(broken).encode()))
+
+
+def test_bundles_plan_what_their_files_one_by_one_would(sample_build: tuple[BuildResult, Path]) -> None:
+    """The sample's signs, folded into bundles or not, locally and in the state: the same uploads and
+    deletes whichever way, under the same rules or others."""
+    out = sample_build[1]
+    files = {p: f.sha256 for p, f in dp.local_files(out, need_md5=False).items()}
+    plain, bundles = fold(files)
+    assert len(bundles) > 50 and sum(p.count("\n") for p in bundles.values()) > 400
+    folders = sorted(bundles)
+    signs = sorted(p for p in files if p not in plain)
+    # the bucket holds last night's site: some sign files changed, one more file in a folder, a permit
+    # whose signs are gone, a permit whose signs are new tonight
+    last = dict(files)
+    changed = set(signs[::37])
+    last.update(dict.fromkeys(changed, "0" * 64))
+    extra, withdrawn = f"{folders[3]}old.pdf", "signs/91450600MA5K00009Z001W/"
+    last |= {extra: "1" * 64} | {f"{withdrawn}{withdrawn[6:-1]}-{s}.pdf": "2" * 64 for s in SIZES}
+    new = {p for p in signs if p.startswith(folders[5])}
+    for p in new:
+        del last[p]
+    walked = dp.LocalFiles(files, lambda p, s: dp._local(out, p, s, -1, None))
+    nightly = dp.local_output(out, need_md5=False, built=plain, bundles=bundles)
+    expected_deletes = sorted({extra} | {p for p in last if p.startswith(withdrawn)})
+    last_plain, last_bundles = fold(last)
+    headers = {p: walked.local(p, files.get(p, "")).headers for p in last} | dict.fromkeys(last_bundles, PDF)
+    for rules in (dp.RULES, "other rules"):
+        for remote in (
+            dp.decode_state(dp.encode_state(last, headers, {}, rules)),
+            dp.decode_state(dp.encode_state(last_plain, headers, {}, rules, last_bundles)),
+        ):
+            for output in (walked, nightly):
+                plan = dp.make_plan(output, remote, 1e9, 0)
+                assert {u.path for u in plan.uploads} == changed | new
+                assert (plan.deletes, plan.unchanged) == (expected_deletes, len(files) - len(changed | new))
+                assert [u.phase for u in plan.uploads] == sorted(u.phase for u in plan.uploads)
+                state = dp.decode_state(dp._next_state(plan, output, {}))
+                assert (state.bundles == bundles) == (output is nightly)
+                assert {p: state.sha_of(p) for p in files} == files
+
+
+def test_the_nightly_report_counts_a_bundles_files() -> None:
+    packed = pack({"a.pdf": "0" * 64, "b.pdf": "1" * 64})
+    outputs = {"index.html": Output("2" * 64), f"signs/{ONE}/": Output(bundle_sha(packed), None, None, FOLDER_INODE)}
+    assert file_count(Catalog(outputs, set(), set(), None, {f"signs/{ONE}/": packed})) == 3

@@ -5,6 +5,7 @@ Every build here runs the real `build.py nightly` (or `pipeline.build`) on a cop
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -194,7 +195,7 @@ def test_killed_right_after_the_swap_the_new_site_is_whole(night_one, tmp_path: 
     live = tree(out)
     listed = manifest.Manifest.read(out)
     assert listed is not None
-    assert {p: v.sha256 for p, v in listed.outputs.items()} == {
+    assert listed.files() == {
         p: h for p, h in live.items() if not p.startswith(".")
     }  # the new site is live and whole: exactly the files its manifest lists
     done = nightly(data, out, cache, "--no-signs")
@@ -311,13 +312,66 @@ def test_a_night_from_last_nights_tree_reads_its_list_of_files_not_its_folders(
     listed = manifest.Manifest.read(out)
     assert listed is not None
     files = set(published(tree(out)))
-    assert set(listed.outputs) == files
+    assert set(listed.files()) == files
+    assert all(p.startswith("signs/") for p in listed.bundles)  # a permit's sign PDFs: one entry
     assert sum(p.startswith("signs/") for p in files) > 100
     assert not any(gone.stem in p for p in files)
-    assert manifest.tree_of(out) == walk(out)  # what a manifest without `prior` falls back on
+    # What a manifest without `prior` falls back on: its files, and its bundles' folders (whose files'
+    # inodes it does not keep: a bundle is made again then).
+    bundled = {p: i for p, i in walk(out).items() if p[: p.rfind("/") + 1] not in listed.bundles}
+    assert manifest.tree_of(out) == bundled | dict.fromkeys(listed.bundles, manifest.FOLDER_INODE)
     assert not (out / f"P/{gone.stem}").exists()
     _, cold_out, _ = fresh_copy(night_one, tmp_path / "cold")
     build(data, cold_out, cache, options=Options(full=True, allow_shrink=True))  # signs from the cache
+    a, b = published(tree(out)), published(tree(cold_out))
+    assert a.keys() == b.keys()
+    assert [p for p in a if a[p] != b[p]] == []
+
+
+def _as_version_2(out: Path) -> int:
+    """Rewrite the live manifest as the code before bundles wrote it: a row per sign PDF (with its
+    inode; shared with the moved-aside tree when its folder was), no `bundles`. Returns the PDFs."""
+    data = manifest._raw(out)
+    columns, bundles = data["outputs"], data.pop("bundles")
+    shared = dict(zip(columns["path"], data["prior"]["shared"], strict=True))
+    rows = {p: r for p, *r in zip(*columns.values(), strict=True) if not manifest.is_bundle(p)}
+    for folder, packed in bundles.items():
+        for path, sha in manifest.bundle_files(folder, packed).items():
+            rows[path] = [sha, "key-of-the-old-code", None, (out / path).stat().st_ino]
+            shared[path] = shared[folder]
+    paths = sorted(rows)
+    data["outputs"] = {"path": paths, **{c: [rows[p][i] for p in paths] for i, c in enumerate(list(columns)[1:])}}
+    data["prior"]["shared"] = [shared[p] for p in paths]
+    data["prior"]["stale"] = sorted(
+        {f + n for f in data["prior"]["stale"] if f in bundles for n in manifest.unpack(bundles[f])}
+        | {p for p in data["prior"]["stale"] if not manifest.is_bundle(p)}
+    )
+    data["version"] = 2
+    (out / manifest.MANIFEST).write_bytes(gzip.compress(json.dumps(data).encode()))
+    return sum(len(manifest.unpack(b)) for b in bundles.values())
+
+
+def test_the_first_night_after_the_upgrade_to_bundles_reads_the_old_manifest(night_one, tmp_path: Path) -> None:
+    """A live build whose manifest lists every sign PDF (version 2): the next night reads it, makes
+    each permit's folder of signs once more as one bundle, and gives the tree a cold build gives."""
+    data, out, cache = fresh_copy(night_one, tmp_path / "incremental")
+    assert build(data, out, cache).published
+    rename(a_file(data, 1), "升级前一晚改名的测试有限公司")
+    assert build(data, out, cache).published  # a moved-aside tree too, with signs
+    pdfs = _as_version_2(out)
+    old = manifest.Manifest.read(out)
+    assert old is not None and len(old.bundles) > 10
+    assert sum(len(manifest.unpack(b)) for b in old.bundles.values()) == pdfs
+    rename(a_file(data, 3), "升级当晚改名的测试有限公司")
+    night = build(data, out, cache)
+    assert night.published
+    listed = manifest.Manifest.read(out)
+    assert listed is not None and listed.bundles.keys() == old.bundles.keys()
+    assert set(listed.files()) == set(published(tree(out)))
+    pdfs = [p for p in listed.outputs if not manifest.is_bundle(p) and p[: p.rfind("/") + 1] in listed.bundles]
+    assert pdfs == []  # folded into their bundles
+    _, cold_out, _ = fresh_copy(night_one, tmp_path / "cold")
+    build(data, cold_out, cache, options=Options(full=True))
     a, b = published(tree(out)), published(tree(cold_out))
     assert a.keys() == b.keys()
     assert [p for p in a if a[p] != b[p]] == []
@@ -343,3 +397,48 @@ def test_a_damaged_live_feed_does_not_stop_the_night(night_one, tmp_path: Path) 
     assert report["published"] and report["records"]["warnings"] >= 1
     entries = feed.read((out / "feed.xml").read_bytes())  # whole again, with tonight's change
     assert [(e.change.permit_no, e.change.kind) for e in entries] == [(permit_of(file), "status")]
+
+
+def test_a_bundle_is_one_manifest_entry_and_its_changed_files_are_named_one_by_one(tmp_path: Path) -> None:
+    """A folder a stage makes whole under one key (a permit's sign PDFs) is one entry of the
+    manifest; when its key changes, the catalog still names the very files that changed or went
+    (what the deploy uploads and deletes), and with the same key it is linked without a look inside."""
+
+    def write(root: Path, files: dict[str, str]) -> None:
+        for path, text in files.items():
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            (root / path).write_text(text)
+
+    def sha(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    live, staging = tmp_path / "live", tmp_path / "staging"
+    reuse = manifest.Reuse(None, None, live)
+    assert reuse.link_many({"signs/A/": "k1"}) == {"signs/A/"}
+    reuse.keys["index.html"] = "page"
+    write(live, {"signs/A/x.pdf": "x1", "signs/A/y.pdf": "y1", "index.html": "<p>"})
+    first = manifest.catalog(live, None, None, reuse.keys, reuse.dates, reuse)
+    assert set(first.outputs) == {"signs/A/", "index.html"}
+    assert first.bundles == {"signs/A/": manifest.pack({"x.pdf": sha("x1"), "y.pdf": sha("y1")})}
+    assert first.outputs["signs/A/"].sha256 == manifest.bundle_sha(first.bundles["signs/A/"])
+    assert first.files() == {"signs/A/x.pdf": sha("x1"), "signs/A/y.pdf": sha("y1"), "index.html": sha("<p>")}
+    before = manifest.Manifest(first.outputs, bundles=first.bundles)
+
+    tonight = manifest.Reuse(live, before, staging)
+    assert tonight.link_many({"signs/A/": "k2"}) == {"signs/A/"}  # a new key: the stage makes it again
+    assert tonight.link("index.html", "page")
+    write(staging, {"signs/A/x.pdf": "x2", "signs/A/z.pdf": "z"})
+    second = manifest.catalog(staging, live, before, tonight.keys, tonight.dates, tonight)
+    assert second.changed == {"signs/A/x.pdf", "signs/A/z.pdf"}
+    assert second.removed == {"signs/A/y.pdf"}
+    assert manifest.unpack(second.bundles["signs/A/"]) == {"x.pdf": sha("x2"), "z.pdf": sha("z")}
+
+    again = staging.parent / "again"
+    after = manifest.Manifest(second.outputs, bundles=second.bundles)
+    third_reuse = manifest.Reuse(staging, after, again)
+    assert third_reuse.link_many({"signs/A/": "k2"}) == set()  # the same key: its files linked
+    assert (again / "signs/A/z.pdf").stat().st_ino == (staging / "signs/A/z.pdf").stat().st_ino
+    assert not (again / "signs/A/y.pdf").exists()
+    third = manifest.catalog(again, staging, after, third_reuse.keys, third_reuse.dates, third_reuse)
+    assert third.changed == set() and third.removed == {"index.html"}
+    assert third.bundles == second.bundles

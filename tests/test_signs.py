@@ -611,7 +611,8 @@ def test_a_night_with_one_renamed_enterprise_redoes_only_its_signs(rendered: Ren
     first, second = tmp_path / "first", tmp_path / "second"
     reuse = Reuse(None, None, first)
     signs.render_signs(rendered.loaded, first, cache, reuse=reuse, workers=1)
-    live = Manifest(catalog(first, None, None, reuse.keys, reuse.dates).outputs)
+    made = catalog(first, None, None, reuse.keys, reuse.dates)
+    live = Manifest(made.outputs, bundles=made.bundles)
 
     target = next(p for p in rendered.permits if p.contents)
     tonight = _renamed(rendered.loaded, target.permit_no, "改名后的测试环保科技有限公司")

@@ -18,11 +18,22 @@ object in it that the output does not hold is deleted (dot paths excepted).
 What the bucket holds, without reading 1,500,000 objects every night: the state object
 `.yimatong/deployed.json.gz`, written by this module at the end of every successful deploy and read
 at the start of the next; it is the only dot path ever uploaded (`.yimatong/` and
-`.yimatong-output` stay local). Gzip JSON in columns, sorted by path:
+`.yimatong-output` stay local). Gzip JSON in columns, sorted by path, then by folder:
 
-    {"format": 2, "rules": <RULES>, "headers": [[content type, cache control], …],
+    {"format": 3, "rules": <RULES>, "headers": [[content type, cache control], …],
      "path": [path, …], "sha256": [sha256, …], "header": [index into headers (-1: unknown), …],
+     "bundle": [folder, …], "files": [packed files, …], "bundle_header": [index into headers, …],
      "retired": {stale content-addressed path: since}}
+
+A *bundle* is a folder the build's manifest keeps as one entry (a permit's sign PDFs,
+`signs/<permit>/`: 1,070,000 of the 1,500,000 files at 100,000 permits): its files as one string
+(`manifest.pack`: "name sha256\n" each, by name), sent with one set of headers. The state keeps
+bundles folded as the nightly hands them over, so a night costs a look-up per plain file and a
+string comparison per bundle: a bundle whose files are the recorded ones (under the same rules) is
+not looked into. One that differs is compared file by file (with the state's bundle, or with the
+plain paths a format-2 state or a plain `deploy` recorded for its files). A bundle whose files were
+sent with different headers is recorded as plain paths instead. Format 2 is format 3 without the
+bundle columns.
 
 `rules` fingerprints the code that chooses the headers (`rules_fingerprint`). Headers depend only
 on the path, the file's first bytes and those rules, so under the same rules a file whose sha256 is
@@ -41,10 +52,11 @@ does not know (put there by hand, or by a run that failed after its uploads and 
 gone since) are only found by a listing: `full_listing=True` ignores the state for one run.
 
 Local hashes come from the build's manifest, `<out>/.yimatong/manifest.json.gz` (or `.json`:
-`{"outputs": {path: {"sha256": …}}}`) when present; files it does not list, or modified after it
-was written, are hashed here (sha256, streamed). Every upload re-hashes the bytes it sends and
-stops the run if they differ from the plan (the output changed under the deploy). The nightly
-hands over the hashes of the build it just published (`built`): nothing is walked or read then.
+`{"outputs": {path: {"sha256": …}}}`; a bundle's files each) when present; files it does not list,
+or modified after it was written, are hashed here (sha256, streamed). Every upload re-hashes the
+bytes it sends and stops the run if they differ from the plan (the output changed under the
+deploy). The nightly hands over the hashes of the build it just published (`built`, its plain
+files, and `bundles`): nothing is walked or read then, and the bundles stay folded.
 
 Cache policy (see `cache_control`): HTML and every other address whose content changes in place
 gets a short lifetime; content-addressed files are immutable; dated downloads are cached for a
@@ -78,11 +90,11 @@ from zlib_ng import gzip_ng
 
 from . import heap
 from .errors import YimatongError
-from .manifest import outputs_of, walk
+from .manifest import bundle_files, is_bundle, outputs_of, pack, unpack, walk
 
 STATE_KEY = ".yimatong/deployed.json.gz"
 MANIFESTS = (".yimatong/manifest.json.gz", ".yimatong/manifest.json")  # written by the build (manifest.py)
-STATE_FORMAT = 2  # columns; format 1 (a dict of path → [sha256, header], no rules) is still read
+STATE_FORMAT = 3  # columns, bundles folded; formats 2 (no bundles) and 1 (no columns, no rules) are still read
 MULTIPART_BYTES = 64 * 1024 * 1024  # below this, one PUT: the ETag stays the body's MD5
 MULTIPART_CHUNK = 16 * 1024 * 1024  # a part: S3 allows 10,000 of them, so up to 160 GB a file
 PUT_ATTEMPTS = 3  # our own retries of a PUT on connection errors, after botocore's
@@ -170,12 +182,43 @@ class Local:
 
 @dataclass(frozen=True)
 class LocalFiles:
-    """The files to publish: path → sha256 of every one (dot paths left out), and a file's `Local`
-    (its headers, and its md5 when comparing with a listing) on demand: on the nightly's path only
-    the files the plan uploads get one, not 1,500,000 at 100,000 permits."""
+    """The files to publish (dot paths left out): path → sha256 of the plain ones, the bundles
+    (folder → its files, `manifest.pack`ed: a permit's sign PDFs, kept folded on the nightly's path
+    only), and a file's `Local` (its headers, and its md5 when comparing with a listing) by (path,
+    sha256) on demand: on the nightly's path only the files the plan uploads get one, not 1,500,000
+    at 100,000 permits."""
 
     sha: Mapping[str, str]
-    local: Callable[[str], Local]
+    local: Callable[[str, str], Local]
+    bundles: Mapping[str, str] = field(default_factory=dict)
+
+    def count(self) -> int:
+        """Every file, a bundle's each (one count of lines per bundle)."""
+        return len(self.sha) + sum(packed.count("\n") for packed in self.bundles.values())
+
+    def files(self) -> Iterator[tuple[str, str]]:
+        """Every file's (path, sha256), a bundle's each: for the slow paths only."""
+        yield from self.sha.items()
+        for folder, packed in self.bundles.items():
+            yield from bundle_files(folder, packed).items()
+
+    def holder(self) -> Callable[[str], bool]:
+        """Whether the output holds a path, plain or in a bundle (each bundle unpacked once, when
+        first asked)."""
+        names: dict[str, set[str]] = {}
+
+        def holds(path: str) -> bool:
+            if path in self.sha:
+                return True
+            folder = path[: path.rfind("/") + 1]
+            packed = self.bundles.get(folder)
+            if packed is None:
+                return False
+            if folder not in names:
+                names[folder] = set(unpack(packed))
+            return path[len(folder) :] in names[folder]
+
+        return holds
 
 
 def is_dot_path(path: str) -> bool:
@@ -228,8 +271,8 @@ def file_hashes(file: Path, md5: bool) -> tuple[str, str | None]:
 
 
 def read_manifest(out: Path) -> tuple[dict[str, Any], int]:
-    """The build's `outputs` table (path → {"sha256": …}) and the manifest's mtime (ns); ({}, 0)
-    when there is none or it is unreadable."""
+    """The build's `outputs` table (path → {"sha256": …}, a bundle's files each) and the manifest's
+    mtime (ns); ({}, 0) when there is none or it is unreadable."""
     for name in MANIFESTS:
         try:
             file = out / name
@@ -241,7 +284,9 @@ def read_manifest(out: Path) -> tuple[dict[str, Any], int]:
                 built = outputs_of(data)
                 if built is None:
                     continue
-                outputs = {p: {"sha256": o.sha256} for p, o in built.items()}
+                outputs = {p: {"sha256": o.sha256} for p, o in built.items() if not is_bundle(p)}
+                for folder, packed in (data.get("bundles") or {}).items():  # version 3
+                    outputs.update((p, {"sha256": sha}) for p, sha in bundle_files(folder, packed).items())
         except (OSError, ValueError, KeyError, TypeError, EOFError):
             continue
         if isinstance(outputs, dict):
@@ -249,16 +294,34 @@ def read_manifest(out: Path) -> tuple[dict[str, Any], int]:
     return {}, 0
 
 
-def local_output(out: Path, need_md5: bool, built: Mapping[str, str] | None = None) -> LocalFiles:
-    """The files to publish (see `local_files`). With `built` (the nightly's) and no md5 needed,
-    no file is read and a `Local` is made only when the plan asks for one."""
+def local_output(
+    out: Path, need_md5: bool, built: Mapping[str, str] | None = None, bundles: Mapping[str, str] | None = None
+) -> LocalFiles:
+    """The files to publish (see `local_files`). With `built` (the nightly's plain files) and
+    `bundles` (its bundles: folder → packed files) and no md5 needed, no file is read, the bundles
+    stay folded and a `Local` is made only when the plan asks for one. Otherwise the output is walked
+    (a bundle's files each; those of the `bundles` given are folded again, from what was walked, so
+    the state a listing leads to keeps them folded)."""
     if built is None or need_md5:
         files = local_files(out, need_md5)
-        return LocalFiles({path: f.sha256 for path, f in files.items()}, files.__getitem__)
-    describe = _describer(out)
-    dots = list(filter(is_dot_path, built))  # usually none: then no copy of 1,500,000 paths
+        sha = {path: f.sha256 for path, f in files.items()}
+        return LocalFiles(sha, lambda path, _sha: files[path], _fold(sha, bundles or {}))
+    dots = list(filter(is_dot_path, built))  # usually none: then no copy of 500,000 paths
     sha = {path: s for path, s in built.items() if not is_dot_path(path)} if dots else built
-    return LocalFiles(sha, lambda path: describe(path, sha[path]))
+    folded = {folder: packed for folder, packed in (bundles or {}).items() if not is_dot_path(folder)}
+    return LocalFiles(sha, _describer(out), folded)
+
+
+def _fold(sha: dict[str, str], folders: Iterable[str]) -> dict[str, str]:
+    """The walked files directly in `folders`, taken out of `sha` and packed into their bundles."""
+    wanted = set(folders)
+    found: dict[str, dict[str, str]] = {}
+    if wanted:
+        for path in list(sha):
+            folder = path[: path.rfind("/") + 1]
+            if folder in wanted:
+                found.setdefault(folder, {})[path[len(folder) :]] = sha.pop(path)
+    return {folder: pack(files) for folder, files in found.items()}
 
 
 def local_files(
@@ -361,25 +424,56 @@ RULES = rules_fingerprint()
 
 @dataclass
 class RemoteState:
-    """What the bucket holds, a dict per column (no object per path: 1,500,000 at 100,000 permits)."""
+    """What the bucket holds, a dict per column (no object per path: 1,500,000 at 100,000 permits);
+    a bundle's files are one entry (its folder), as the build's manifest keeps them."""
 
     source: str  # "state", "listing" (state missing, unreadable or ignored)
-    sha: dict[str, str | None]  # every object outside dot paths → sha256 (None: known from a listing only)
-    headers: dict[str, Headers | None] = field(default_factory=dict)  # → the headers it was sent with
+    sha: dict[str, str | None]  # every plain object outside dot paths → sha256 (None: known from a listing only)
+    # → the headers it was sent with; a bundle's folder → those all its files were sent with
+    headers: dict[str, Headers | None] = field(default_factory=dict)
     rules: str | None = None  # the RULES the state was written under (None: format 1, a listing)
     listed: dict[str, tuple[str, int]] = field(default_factory=dict)  # a listing's path → (ETag, size)
     retired: dict[str, float] = field(default_factory=dict)  # stale content-addressed path → since
     raw: bytes | None = None  # the state object as read
+    bundles: dict[str, str] = field(default_factory=dict)  # a bundle's folder → its files (`manifest.pack`)
+    _unpacked: dict[str, dict[str, str]] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def recorded(self, path: str) -> tuple[str | None, Headers | None] | None:
+        """A file's recorded sha256 and headers, whether the state holds it as a plain path or in a
+        bundle (unpacked once, when first asked); None: not held."""
+        if path in self.sha:
+            return self.sha[path], self.headers.get(path)
+        folder = path[: path.rfind("/") + 1]
+        packed = self.bundles.get(folder)
+        if packed is None:
+            return None
+        files = self._unpacked.get(folder)
+        if files is None:
+            files = self._unpacked[folder] = unpack(packed)
+        sha = files.get(path[len(folder) :])
+        return None if sha is None else (sha, self.headers.get(folder))
+
+    def sha_of(self, path: str) -> str | None:
+        found = self.recorded(path)
+        return None if found is None else found[0]
 
 
 def encode_state(
-    sha: Mapping[str, str], headers: Mapping[str, Headers | None], retired: Mapping[str, float], rules: str
+    sha: Mapping[str, str],
+    headers: Mapping[str, Headers | None],
+    retired: Mapping[str, float],
+    rules: str,
+    bundles: Mapping[str, str] | None = None,
 ) -> bytes:
-    """Deterministic gzip JSON in columns, sorted by path (the same state, the same bytes); headers
-    are numbered, so 1,500,000 paths repeat no long strings. A path without headers gets -1."""
+    """Deterministic gzip JSON in columns, sorted by path and by folder (the same state, the same
+    bytes); headers are numbered, so 500,000 paths repeat no long strings. `bundles`: folder →
+    packed files, sent with the headers `headers[folder]`. A path or bundle without headers gets -1."""
+    bundles = bundles or {}
     paths = sorted(sha)  # the nightly's are sorted already: timsort is linear then
+    folders = sorted(bundles)
     column = list(map(headers.get, paths))
-    table = sorted({h for h in set(column) if h is not None})
+    folded = list(map(headers.get, folders))
+    table = sorted({h for h in {*column, *folded} if h is not None})
     number: dict[Headers | None, int] = {h: i for i, h in enumerate(table)}
     number[None] = -1
     body = {
@@ -389,6 +483,9 @@ def encode_state(
         "path": paths,
         "sha256": list(map(sha.__getitem__, paths)),
         "header": list(map(number.__getitem__, column)),
+        "bundle": folders,
+        "files": list(map(bundles.__getitem__, folders)),
+        "bundle_header": list(map(number.__getitem__, folded)),
         "retired": {p: retired[p] for p in sorted(retired)},
     }
     # pydantic_core's encoder: 3x json.dumps. zlib-ng's level 1 codes with fixed Huffman tables: at
@@ -397,8 +494,9 @@ def encode_state(
 
 
 def decode_state(data: bytes) -> RemoteState:
-    """The state object, format 2 or the format 1 written before it (`{"objects": {path: [sha256,
-    header]}}`, no rules: every file's headers are compared once after the upgrade)."""
+    """The state object, format 3, or format 2 (no bundles: a sign PDF per path; the next night
+    compares those one by one, once), or format 1 (`{"objects": {path: [sha256, header]}}`, no
+    rules: every file's headers are compared once after the upgrade)."""
     with heap.acyclic():
         # pydantic_core's: 2x json.loads; no string cache: every path and sha256 is different
         body = from_json(gzip_ng.decompress(data), cache_strings=False)
@@ -406,11 +504,18 @@ def decode_state(data: bytes) -> RemoteState:
         raise ValueError("the state is not a JSON object")
     table: list[Headers | None] = [(str(c), str(cc)) for c, cc in body["headers"]]
     table.append(None)  # index -1: headers unknown
-    if body.get("format") == STATE_FORMAT:
+    bundles: dict[str, str] = {}
+    if body.get("format") in (2, STATE_FORMAT):
         paths = body["path"]
         sha = dict(zip(paths, body["sha256"], strict=True))
         headers = dict(zip(paths, map(table.__getitem__, body["header"]), strict=True))
         rules = body["rules"]
+        if body["format"] == STATE_FORMAT:
+            folders = body["bundle"]
+            if not all(map(is_bundle, folders)):
+                raise ValueError("a bundle of the state is not a folder")
+            bundles = dict(zip(folders, body["files"], strict=True))
+            headers.update(zip(folders, map(table.__getitem__, body["bundle_header"]), strict=True))
     elif body.get("format") == 1:
         objects = body["objects"]
         sha = {p: s for p, (s, _) in objects.items()}
@@ -419,7 +524,7 @@ def decode_state(data: bytes) -> RemoteState:
     else:
         raise ValueError(f"unknown state format {body.get('format')!r}")
     retired = {str(p): float(t) for p, t in body.get("retired", {}).items() if p in sha}
-    return RemoteState("state", sha, headers, rules, retired=retired, raw=data)
+    return RemoteState("state", sha, headers, rules, retired=retired, raw=data, bundles=bundles)
 
 
 def read_remote(client: Any, bucket: str, log: Callable[[str], None], full_listing: bool = False) -> RemoteState:
@@ -463,27 +568,46 @@ class Plan:
 
 def make_plan(output: LocalFiles, remote: RemoteState, now: float, keep_replaced: float) -> Plan:
     if remote.source == "listing":  # no sha256 there: a body's MD5 is its ETag (module docstring)
-        uploads = [loc for loc in map(output.local, output.sha) if remote.listed.get(loc.path) != (loc.md5, loc.size)]
+        every = itertools.starmap(output.local, output.files())
+        uploads = [loc for loc in every if remote.listed.get(loc.path) != (loc.md5, loc.size)]
     elif remote.rules == RULES:  # the same bytes under the same rules: the same headers (`rules_fingerprint`)
-        known = remote.sha
-        uploads = [output.local(path) for path, sha in output.sha.items() if known.get(path) != sha]
+        known, sha_of = remote.sha, remote.sha_of
+        # a path the state holds as it is costs one look-up; another may be in one of its bundles
+        plain = output.sha.items()
+        uploads = [output.local(path, sha) for path, sha in plain if known.get(path) != sha and sha_of(path) != sha]
+        for folder, packed in output.bundles.items():
+            if remote.bundles.get(folder) != packed:  # else its files are the recorded ones: none is looked at
+                files = bundle_files(folder, packed)
+                uploads += [output.local(path, sha) for path, sha in files.items() if sha_of(path) != sha]
     else:  # written under other rules, or format 1: each file's headers are worked out and compared
-        uploads = [loc for loc in map(output.local, output.sha) if not same(loc, remote)]
+        uploads = [loc for loc in itertools.starmap(output.local, output.files()) if not same(loc, remote)]
     uploads.sort(key=lambda u: (u.phase, u.path))
     deletes, kept = [], {}
-    for path in sorted(p for p in remote.sha if p not in output.sha):
+    for path in _gone(output, remote):
         since = remote.retired.get(path, now)
         if CONTENT_ADDRESSED.search(path) and now - since < keep_replaced:
             kept[path] = since
         else:
             deletes.append(path)
-    return Plan(uploads, len(output.sha) - len(uploads), deletes, kept, remote)
+    return Plan(uploads, output.count() - len(uploads), deletes, kept, remote)
+
+
+def _gone(output: LocalFiles, remote: RemoteState) -> list[str]:
+    """The objects the bucket holds that the output does not, sorted: plain paths, and the files of
+    bundles that lost them or are gone. A bundle the same as the output's costs one comparison."""
+    holds = output.holder()
+    gone = [path for path in remote.sha if path not in output.sha and not holds(path)]
+    for folder, packed in remote.bundles.items():
+        mine = output.bundles.get(folder)
+        if mine != packed:
+            names = unpack(packed).keys() - unpack(mine or "").keys()
+            gone += [folder + name for name in names if folder + name not in output.sha]
+    return sorted(gone)
 
 
 def same(local: Local, remote: RemoteState) -> bool:
     """The object holds this file's bytes and was sent with its headers, as the state says."""
-    path = local.path
-    return remote.sha.get(path) == local.sha256 and remote.headers.get(path) == local.headers
+    return remote.recorded(local.path) == (local.sha256, local.headers)
 
 
 # --- S3 -------------------------------------------------------------------------------------------
@@ -652,9 +776,11 @@ def deploy(
     client: Any = None,
     log: Callable[[str], None] = print,
     built: Mapping[str, str] | None = None,
+    bundles: Mapping[str, str] | None = None,
 ) -> DeployReport:
     """Sync `out` to `bucket`: upload what changed (assets, then pages, then entry points), delete
-    what is gone, write the remote state, and write the CDN purge list. Raises DeployError."""
+    what is gone, write the remote state, and write the CDN purge list. Raises DeployError.
+    `built` and `bundles`: the build's plain files and bundles, as the nightly hands them over."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     started = time.perf_counter()
@@ -663,8 +789,8 @@ def deploy(
         raise DeployError(f"输出目录 {out} 不存在；请先生成网站")
     client = client or make_client(endpoint, workers=workers)
     remote = _read_remote(client, bucket, log, full_listing)
-    output = local_output(out, need_md5=remote.source == "listing", built=built)
-    if not output.sha:
+    output = local_output(out, need_md5=remote.source == "listing", built=built, bundles=bundles)
+    if not output.sha and not output.bundles:
         raise DeployError(f"输出目录 {out} 是空的，拒绝部署（会删除存储桶里的整个网站）")
     now = time.time()
     plan = make_plan(output, remote, now, keep_replaced)
@@ -740,16 +866,42 @@ def _next_state(plan: Plan, output: LocalFiles, not_deleted: Mapping[str, str]) 
     """What the bucket holds now: every local file, the stale ones kept, those a delete missed. The
     headers are the recorded ones but for the uploads (`make_plan` kept no file whose recorded
     headers differ from what it would send), or every file's on a listing (a matching body is taken
-    to carry the headers this module would send)."""
+    to carry the headers this module would send). A bundle stays folded, with its files' headers
+    when they are all the same (a permit's sign PDFs are); else its files are recorded one by one."""
     remote = plan.remote
+    listing = remote.source == "listing"
     sha = dict(output.sha)
     headers = dict(remote.headers)
-    if remote.source == "listing":
-        headers.update((path, output.local(path).headers) for path in output.sha)
-    headers.update((u.path, u.headers) for u in plan.uploads)
+    if listing:
+        headers.update((path, output.local(path, s).headers) for path, s in output.sha.items())
+    sent = {u.path: u.headers for u in plan.uploads}
+    headers.update(sent)
+    bundles = dict(output.bundles)
+    touched = {path[: path.rfind("/") + 1] for path in sent}
+    for folder, packed in output.bundles.items():
+        if not listing and folder not in touched and remote.bundles.get(folder) == packed:
+            continue  # as recorded, headers and all: most bundles, not looked into
+        files = bundle_files(folder, packed)
+        each: dict[str, Headers | None] = {}
+        for path, s in files.items():
+            if path in sent:
+                each[path] = sent[path]
+            elif listing:
+                each[path] = output.local(path, s).headers
+            else:  # as recorded: in the state's bundle, or as a plain path
+                each[path] = (remote.recorded(path) or (None, None))[1]
+        kinds = set(each.values())
+        if len(kinds) <= 1:
+            headers[folder] = kinds.pop() if kinds else None
+        else:
+            del bundles[folder]
+            sha.update(files)
+            headers.update(each)
     for path in [*plan.kept, *not_deleted]:
-        sha[path] = remote.sha[path] or ""  # "" never matches: resent if rebuilt
-    return encode_state(sha, headers, plan.kept, RULES)
+        recorded = remote.recorded(path) or (None, None)
+        sha[path] = recorded[0] or ""  # "" never matches: resent if rebuilt
+        headers[path] = recorded[1]
+    return encode_state(sha, headers, plan.kept, RULES, bundles)
 
 
 def _print_plan(plan: Plan, keep_replaced: float, log: Callable[[str], None]) -> None:

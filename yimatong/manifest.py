@@ -21,6 +21,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -40,7 +41,8 @@ WALK_THREADS = 8
 WALK_SPLIT = 256  # folders found breadth first before the subtrees are walked in threads
 STATE = ".yimatong"  # inside the output; deploy and verify skip dot paths
 MANIFEST = f"{STATE}/manifest.json.gz"
-VERSION = 2  # 1: a JSON object per output and per record (read still; 600 MB in memory at 100,000)
+VERSION = 3  # 3: bundles. 2: a file per sign. 1: a JSON object per output and per record (600 MB at 100,000)
+FOLDER_INODE = 0  # a bundle's entry in the inode column: a folder, never shared between trees
 
 
 _JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=str).encode
@@ -68,6 +70,33 @@ def files_key(paths: list[Path]) -> str:
     for p in sorted(paths):
         h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()
+
+
+def is_bundle(path: str) -> bool:
+    """A bundle's path is its folder's, ending in '/': a folder whose files one stage makes
+    together under one key (a permit's sign PDFs, `signs/<permit>/`). The manifest, the catalog
+    and the bucket state keep one entry for it, not one per file: 100,000 where the files are 1,070,000."""
+    return path[-1:] == "/"
+
+
+def pack(files: Mapping[str, str]) -> str:
+    """A bundle's files (name -> sha256) as one string, by name: "name sha256\n" each."""
+    return "".join(f"{name} {files[name]}\n" for name in sorted(files))
+
+
+def unpack(packed: str) -> dict[str, str]:
+    """`pack`'s string back into name -> sha256."""
+    return {line[:-65]: line[-64:] for line in packed.splitlines()}  # a sha256 is 64 characters
+
+
+def bundle_files(folder: str, packed: str) -> dict[str, str]:
+    """A bundle's files as site paths -> sha256."""
+    return {folder + name: sha for name, sha in unpack(packed).items()}
+
+
+def bundle_sha(packed: str) -> str:
+    """A bundle's sha256 in the manifest: of its packed listing (its files' names and bytes)."""
+    return hashlib.sha256(packed.encode()).hexdigest()
 
 
 class Output(NamedTuple):
@@ -159,11 +188,12 @@ class Prior(NamedTuple):
 
 @dataclass
 class Manifest:
-    outputs: dict[str, Output] = field(default_factory=dict)
+    outputs: dict[str, Output] = field(default_factory=dict)  # a file's path, or a bundle's folder
     records: Mapping[str, dict[str, Any]] = field(default_factory=dict)  # permit_no -> state
     as_of: str | None = None
     prior: Prior | None = None  # unknown after a first build, or with the live tree on another disk
     inodes: dict[str, int] | None = None  # path -> inode in the tree it describes, when it lists every one
+    bundles: dict[str, str] = field(default_factory=dict)  # a bundle's folder -> its files (`pack`)
 
     @classmethod
     def read(cls, out: Path) -> Manifest | None:
@@ -178,7 +208,11 @@ class Manifest:
                 paths = data["outputs"]["path"]
                 shared = set(itertools.compress(paths, prior["shared"]))
                 prior = Prior(shared, prior["stale"])
-            return cls(outputs, records, data.get("as_of"), prior, _inodes(data))
+            inodes = _inodes(data)
+            bundles = data.get("bundles") or {}
+            if data["version"] == 2:
+                outputs, prior, inodes, bundles = _bundled(outputs, prior, inodes)
+            return cls(outputs, records, data.get("as_of"), prior, inodes, bundles)
         except (OSError, ValueError, EOFError, KeyError, TypeError):
             return None
 
@@ -194,6 +228,7 @@ class Manifest:
         }
         records = self.records if isinstance(self.records, Records) else Records.of(self.records)
         data: dict[str, Any] = {"version": VERSION, "as_of": self.as_of, "records": records.dump(), "outputs": outputs}
+        data["bundles"] = {f: self.bundles[f] for f in sorted(self.bundles)}
         if self.prior is not None:
             shared = self.prior.shared
             data["prior"] = {"shared": [int(p in shared) for p in paths], "stale": sorted(self.prior.stale)}
@@ -206,6 +241,42 @@ class Manifest:
         old = self.outputs.get(path)
         return old.key if old is not None else None
 
+    def files(self) -> dict[str, str]:
+        """Every file of the tree -> sha256, a bundle's files each (for the few readers that need
+        them one by one: a deploy without the build's own list, tests)."""
+        out = {p: o.sha256 for p, o in self.outputs.items() if not is_bundle(p)}
+        for folder, packed in self.bundles.items():
+            out.update(bundle_files(folder, packed))
+        return out
+
+
+# A version-2 manifest listed a permit's sign PDFs one by one: they are read as the bundle their
+# folder is now (with no key, so tonight makes each again, once).
+_SIGN_FOLDER = re.compile(r"signs/[0-9A-Z]{22}/")
+
+
+def _bundled(
+    outputs: dict[str, Output], prior: Prior | None, inodes: dict[str, int] | None
+) -> tuple[dict[str, Output], Prior | None, dict[str, int] | None, dict[str, str]]:
+    listed: dict[str, dict[str, str]] = {}
+    folded: dict[str, str] = {}
+    for path in list(outputs):
+        m = _SIGN_FOLDER.match(path)
+        if m and "/" not in path[m.end() :]:
+            listed.setdefault(m.group(), {})[path[m.end() :]] = outputs.pop(path).sha256
+            folded[path] = m.group()
+    bundles = {folder: pack(files) for folder, files in listed.items()}
+    for folder, packed in bundles.items():
+        outputs[folder] = Output(bundle_sha(packed), None, None, FOLDER_INODE)
+    if inodes is not None:
+        inodes = {p: i for p, i in inodes.items() if p not in folded} | dict.fromkeys(bundles, FOLDER_INODE)
+    if prior is not None:
+        unshared = {folded[p] for p in folded if p not in prior.shared}
+        shared = {folded.get(p, p) for p in prior.shared} - unshared
+        stale = sorted({folded.get(p, p) for p in prior.stale} | unshared)
+        prior = Prior(shared, stale)
+    return outputs, prior, inodes, bundles
+
 
 def _raw(root: Path) -> dict[str, Any]:
     """The manifest of the tree at `root`, as stored."""
@@ -216,7 +287,7 @@ def _raw(root: Path) -> dict[str, Any]:
 
 def _inodes(data: dict[str, Any]) -> dict[str, int] | None:
     """A read manifest's path -> inode, or None when it does not record every one."""
-    if data.get("version") != VERSION:
+    if data.get("version") not in (2, VERSION):
         return None
     paths, numbers = data["outputs"]["path"], data["outputs"].get("inode")
     if not paths or not numbers or len(numbers) != len(paths) or None in numbers:
@@ -240,7 +311,7 @@ def outputs_of(data: dict[str, Any]) -> dict[str, Output] | None:
     version, outputs = data.get("version"), data["outputs"]
     if version == 1:
         return {p: Output(o["sha256"], o.get("key"), o.get("changed")) for p, o in outputs.items()}
-    if version == VERSION:
+    if version in (2, VERSION):
         return _outputs(outputs)
     return None
 
@@ -302,9 +373,10 @@ class Reuse:
                     doomed.append(path)
             doomed += base.stale
         else:
+            # (A bundle's folder is never the same inode in two trees: its files are made again.)
             for path, ino in (inodes(staging) if base is None else base).items():
                 old = outputs.get(path)
-                if old is not None and old.key and ino == live_inodes.get(path):
+                if old is not None and old.key and not is_bundle(path) and ino == live_inodes.get(path):
                     self.base.add(path)
                 else:
                     doomed.append(path)
@@ -322,9 +394,13 @@ class Reuse:
         return self.previous.inodes is not None and self.live_inodes is self.previous.inodes
 
     def unlink(self, path: str) -> None:
-        """Remove a file of last night's tree from staging (its folder too, once empty: `catalog`)."""
-        with contextlib.suppress(FileNotFoundError):  # someone tidied the moved-aside tree by hand
-            os.unlink(f"{self.staging}/{path}")
+        """Remove a file or bundle of last night's tree from staging (its folder too, once empty: `catalog`)."""
+        if is_bundle(path):
+            shutil.rmtree(f"{self.staging}/{path}", ignore_errors=True)
+            path = path[:-1]
+        else:
+            with contextlib.suppress(FileNotFoundError):  # someone tidied the moved-aside tree by hand
+                os.unlink(f"{self.staging}/{path}")
         self._emptied.add(path.rpartition("/")[0])  # a set's add is atomic: called from threads too
 
     def changed_on(self, path: str, key: str, today: str) -> str:
@@ -365,9 +441,9 @@ class Reuse:
         return self._link(path)
 
     def link_many(self, wanted: dict[str, str]) -> set[str]:
-        """`link(path, key)` for every path of `wanted`; returns the paths not linked (the caller
-        writes them). Set operations over the whole: a million unchanged sign PDFs a night, most of
-        them already in staging (last night's tree), cost no call each."""
+        """`link(path, key)` for every path (or bundle) of `wanted`; returns those not linked (the
+        caller writes them). Set operations over the whole: 100,000 permits' unchanged sign
+        bundles a night, most of them already in staging (last night's tree), cost no call each."""
         self.keys.update(wanted)
         if self.live is None:
             missed = set(wanted)
@@ -415,6 +491,8 @@ class Reuse:
             return True
         if path in self.kept:
             return True
+        if is_bundle(path):
+            return self._link_bundle(path)
         source = f"{self.live}/{path}"
         target = f"{self.staging}/{path}"
         folder = path.rpartition("/")[0]
@@ -431,6 +509,29 @@ class Reuse:
             shutil.copy2(source, target)  # another file system: a copy still saves the rendering
         self.linked += 1
         self.kept.add(path)
+        return True
+
+    def _link_bundle(self, folder: str) -> bool:
+        """Every file of the live bundle into staging (a folder of last night's tree that was not the
+        live one's went at the start)."""
+        packed = self.previous.bundles.get(folder)
+        if packed is None:
+            return False
+        os.makedirs(f"{self.staging}/{folder}", exist_ok=True)
+        for name in unpack(packed):
+            source, target = f"{self.live}/{folder}{name}", f"{self.staging}/{folder}{name}"
+            try:
+                os.link(source, target)
+            except FileExistsError:  # not expected (the folder went at the start): never write into it
+                os.unlink(target)
+                os.link(source, target)
+            except OSError:
+                if not os.path.isfile(source):  # the caller makes the bundle, in an empty folder
+                    shutil.rmtree(f"{self.staging}/{folder}", ignore_errors=True)
+                    return False
+                shutil.copy2(source, target)
+            self.linked += 1
+        self.kept.add(folder)
         return True
 
     def tracked(self, roots: tuple[str, ...]) -> tuple[set[str], dict[str, int]]:
@@ -460,10 +561,15 @@ class Reuse:
 
 @dataclass(frozen=True)
 class Catalog:
-    outputs: dict[str, Output]
-    changed: set[str]  # new, or different bytes from the live build's
-    removed: set[str]
-    prior: Prior | None = None  # the live tree's files, shared with staging's or not
+    outputs: dict[str, Output]  # files, and bundles (their folders)
+    changed: set[str]  # files new, or different bytes from the live build's (a bundle's one by one)
+    removed: set[str]  # files
+    prior: Prior | None = None  # the live tree's files and bundles, shared with staging's or not
+    bundles: dict[str, str] = field(default_factory=dict)  # a bundle's folder -> its files (`pack`)
+
+    def files(self) -> dict[str, str]:
+        """Every file -> sha256, a bundle's files each."""
+        return Manifest(self.outputs, bundles=self.bundles).files()
 
 
 # Every file under these is made through `Reuse` (linked, or written under a key; a night without
@@ -489,6 +595,7 @@ def catalog(
     if reuse is not None:
         reuse.drop_unasked()
     prev = previous.outputs if previous and live else {}
+    prev_bundles = previous.bundles if previous and live else {}
     if reuse is not None and reuse.live is not None:
         live_inodes = reuse.live_inodes  # empty when on another file system
     else:
@@ -498,23 +605,35 @@ def catalog(
     # The live build's files (the same inode at the same path): their bytes are known.
     shared = {p for p, ino in found.items() if live_inodes.get(p) == ino}
     outputs: dict[str, Output] = {}
+    made_bundles: set[str] = set()
     if tracked:
         assert reuse is not None
         linked, made = reuse.tracked(KEYED_ROOTS)
+        made_bundles = {p for p in made if is_bundle(p)}
+        for folder in made_bundles:
+            del made[folder]
         shared |= linked
         found.update(made)
         if reuse.inodes_recorded:
             # Linked under the same key, it is last night's entry as it is: its key, its inode (the
             # manifest's) and, unless a stage dated it otherwise, its date. Most of a night's
-            # 1,500,000 files, taken without a look at each.
+            # files and bundles, taken without a look at each.
             redated = {p for p, d in dates.items() if (o := prev.get(p)) is None or o.changed != d}
             outputs = {p: prev[p] for p in linked if p in prev and p not in redated}
             found.update((p, live_inodes[p]) for p in linked if p not in outputs)
         else:
             found.update((p, live_inodes[p]) for p in linked)
+    else:  # the walk found the bundles' files: each bundle is made up anew from them
+        folders = {p for p in keys if is_bundle(p)}
+        if folders:
+            for path in [p for p in found if p[: p.rfind("/") + 1] in folders]:
+                del found[path]
+                made_bundles.add(path[: path.rfind("/") + 1])
     changed: set[str] = set()
     new = sorted(p for p in found if p not in shared or p not in prev)
-    digests = dict(zip(new, _sha256_all(staging, new), strict=True))
+    listed = {folder: sorted(_files_in(staging, folder)) for folder in sorted(made_bundles)}
+    in_bundles = [folder + name for folder, names in listed.items() for name in names]
+    digests = dict(zip(new + in_bundles, _sha256_all(staging, new + in_bundles), strict=True))
     for path in found:  # the dict's order does not matter: the manifest and deploy sort the paths
         digest = digests.get(path)
         key, date, ino = keys.get(path), dates.get(path), found[path]
@@ -527,16 +646,37 @@ def catalog(
         outputs[path] = Output(digest, key, date, ino)
         if old is None or old.sha256 != digest:
             changed.add(path)
+    removed = {p for p in prev.keys() - outputs.keys() if not is_bundle(p)}
+    bundles = {p: prev_bundles[p] for p in outputs if is_bundle(p)}  # linked: last night's
+    for folder, names in listed.items():
+        files = {name: digests[folder + name] for name in names}
+        bundles[folder] = packed = pack(files)
+        outputs[folder] = Output(bundle_sha(packed), keys.get(folder), dates.get(folder), FOLDER_INODE)
+        before = unpack(prev_bundles.get(folder, ""))
+        changed.update(folder + n for n, sha in files.items() if before.get(n) != sha)
+        removed.update(folder + n for n in before.keys() - files.keys())
+    for folder in prev_bundles.keys() - bundles.keys():
+        removed.update(bundle_files(folder, prev_bundles[folder]))
     prior = None
     if live_inodes:  # the whole live tree, from its manifest or its folders
-        prior = Prior(shared, list(live_inodes.keys() - shared))
-    return Catalog(outputs, changed, prev.keys() - outputs.keys(), prior)
+        stale = live_inodes.keys() - shared
+        if not tracked:  # its folders: a bundle's files are the bundle, made again here (not shared)
+            folders = prev_bundles.keys() | bundles.keys()
+            stale = {f if (f := p[: p.rfind("/") + 1]) in folders else p for p in stale | shared}
+            stale -= shared
+        prior = Prior(shared, list(stale))
+    return Catalog(outputs, changed, removed, prior, bundles)
+
+
+def _files_in(root: Path, folder: str) -> list[str]:
+    with os.scandir(f"{root}/{folder}") as it:
+        return [e.name for e in it if not e.name.startswith(".") and e.is_file(follow_symlinks=False)]
 
 
 def _still(root: Path, recorded: dict[str, int], samples: int = 32) -> bool:
     """Whether the tree's files are still the inodes its manifest recorded, by a few of them spread
     over it: a copied or restored tree (cp -r, a backup) has new ones, and is then read anew."""
-    paths = list(recorded)  # in path order, as the manifest lists them
+    paths = [p for p in recorded if not is_bundle(p)]  # in path order, as the manifest lists them
     for p in paths[:: max(1, len(paths) // samples)]:
         try:
             if os.stat(f"{root}/{p}").st_ino != recorded[p]:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
 from . import heap, publish
 from .errors import YimatongError
+from .manifest import Catalog, is_bundle
 from .pipeline import BuildResult, Options, Progress, VerificationFailed, build, tidy
 
 
@@ -52,7 +53,10 @@ def _run(
     if args.bucket:
         t = time.perf_counter()
         # Tonight's hashes, from the build just published under the same lock: deploy reads no file.
-        uploaded = deploy_out(args, {p: o.sha256 for p, o in result.files.outputs.items()})
+        # Bundles (a permit's sign PDFs) stay folded: deploy compares each as one entry.
+        files = result.files
+        plain = {p: o.sha256 for p, o in files.outputs.items() if not is_bundle(p)}
+        uploaded = deploy_out(args, plain, files.bundles)
         result.seconds["deploy"] = round(time.perf_counter() - t, 3)
         status = 0 if uploaded is not None else 1
     t = time.perf_counter()
@@ -62,16 +66,23 @@ def _run(
     return status
 
 
-def deploy_out(args: argparse.Namespace, built: dict[str, str] | None = None) -> Any | None:
+def deploy_out(
+    args: argparse.Namespace, built: Mapping[str, str] | None = None, bundles: Mapping[str, str] | None = None
+) -> Any | None:
     """Deploy the live output; None when the upload failed (nothing was deleted then)."""
     from .load import site_settings
 
     site = site_settings(args.data)
     with publish.exclusive(args.out):
-        return _deploy(args, site.base_url, built)
+        return _deploy(args, site.base_url, built, bundles)
 
 
-def _deploy(args: argparse.Namespace, base_url: str, built: dict[str, str] | None = None) -> Any | None:
+def _deploy(
+    args: argparse.Namespace,
+    base_url: str,
+    built: Mapping[str, str] | None = None,
+    bundles: Mapping[str, str] | None = None,
+) -> Any | None:
     from . import deploy
 
     quiet = getattr(args, "quiet", False) and not args.dry_run
@@ -88,6 +99,7 @@ def _deploy(args: argparse.Namespace, base_url: str, built: dict[str, str] | Non
             keep_replaced=getattr(args, "keep_replaced", deploy.KEEP_REPLACED),
             log=(lambda _m: None) if quiet else print,
             built=built,
+            bundles=bundles,
         )
     except deploy.DeployError as err:
         print(f"错误：上传失败：{err}", flush=True)
@@ -118,7 +130,7 @@ def report(result: BuildResult, uploaded: Any | None, seconds: float) -> dict[st
         "pages": {"total": result.pages, "rendered": result.rendered, "unchanged": result.pages - result.rendered},
         "signs": None if sg is None else {"written": sg.written, "rendered": sg.rendered, "unchanged": sg.reused},
         "files": {
-            "total": len(result.files.outputs),
+            "total": file_count(result.files),
             "changed": len(result.files.changed),
             "removed": len(result.files.removed),
         },
@@ -128,6 +140,12 @@ def report(result: BuildResult, uploaded: Any | None, seconds: float) -> dict[st
         "upload": _plain(uploaded),
         "seconds": {**result.seconds, "total": round(seconds, 3)},
     }
+
+
+def file_count(files: Catalog) -> int:
+    """Files, a bundle's each (its entry is one of the outputs): without unpacking a bundle."""
+    bundled = sum(packed.count("\n") for packed in files.bundles.values())
+    return len(files.outputs) - len(files.bundles) + bundled
 
 
 def write_report(out: Path, result: BuildResult, uploaded: Any | None, seconds: float) -> Path:

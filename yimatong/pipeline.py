@@ -147,7 +147,8 @@ def _build(data: Path, out: Path, cache: Path, progress: Progress | None, option
 
     files = catalog(staging, live, previous, reuse.keys, reuse.dates, reuse)
     timer.lap("catalog")
-    manifest = Manifest(files.outputs, _records(loaded, rendered, carried), loaded.site.as_of.isoformat(), files.prior)
+    records = _records(loaded, rendered, carried)
+    manifest = Manifest(files.outputs, records, loaded.site.as_of.isoformat(), files.prior, bundles=files.bundles)
     with ThreadPoolExecutor(1) as background:  # encoding the manifest overlaps the verifier's processes
         written = background.submit(manifest.write, staging)
         found = check(
@@ -208,7 +209,10 @@ def check(
         # A revoked permit's signs (signs/<permit>/…) go; so do all, in a build without them.
         signs_of = (p for p in previous.outputs if p.startswith("signs/"))
         going = {p for p in signs_of if signs_absent or p[6 : p.find("/", 6)] in unsigned}
+        # The live build's paths, a bundle's folder for its files; and a file gone from a bundle
+        # still here (a sign of an outlet no longer listed), which is named on its own then.
         before = previous.outputs.keys() - going
+        before.update(p for p in files.removed if p[: p.rfind("/") + 1] in files.bundles)
     return verify.verify(
         staging,
         loaded.site.base_url,
@@ -221,6 +225,7 @@ def check(
         workers=options.workers or os.cpu_count() or 1,
         not_built=("signs/",) if signs_absent else (),
         paths=set(files.outputs),  # the catalog walked staging already
+        bundles=files.bundles,
         live=live,  # tonight's zips are read only where they are not the live zips' bytes
         zips=zips,
     )

@@ -947,6 +947,7 @@ class Planned(NamedTuple):
     keys: tuple[str, ...]
     sizes: tuple[tuple[int, int], ...] | None  # the published PDFs' sizes, once known
     shown: str = ""  # a hash of what the county's listing page shows of this holder (`_shown`)
+    bundle: str = ""  # the key of its folder of PDFs, signs/<permit>/ (`manifest.is_bundle`), if it has signs
 
     def valid_on(self, as_of: dt.date) -> bool:
         return self.as_of <= as_of and (self.until is None or as_of < self.until)
@@ -964,6 +965,7 @@ def plan_record(
     keys = tuple(sign_key(c, renderer) for c in contents) if renderer else ()
     name = view["enterprise"]["name"]
     shown = _shown(view["permit_no"], name, status, outlets, rows, keys)
+    bundle = key_of("signs", *(p for c in rows for p in _paths(c)), *keys) if keys else ""
     return Planned(
         site.as_of,
         facts.stable_until(view, site.as_of),
@@ -976,6 +978,7 @@ def plan_record(
         keys,
         None,
         shown,
+        bundle,
     )
 
 
@@ -1261,6 +1264,11 @@ class CitySigns:
         return sum(v.batches[fmt].count for v in self.volumes if fmt in v.batches)
 
 
+def bundle_of(permit_no: str) -> str:
+    """The folder of a permit's sign PDFs: one bundle in the manifest and the bucket state."""
+    return f"signs/{permit_no}/"
+
+
 def sign_paths(content: SignContent) -> tuple[str, str]:
     """Site paths of a sign's trim and print PDFs, under signs/<permit>/; the file names say what
     they are, since a print shop saves many of them side by side."""
@@ -1270,7 +1278,7 @@ def sign_paths(content: SignContent) -> tuple[str, str]:
 def _paths(content: tuple[Any, ...]) -> tuple[str, str]:
     """`sign_paths` of a plan row's content tuple."""
     permit, outlet = content[PERMIT], content[OUTLET]
-    base = f"signs/{permit}/{permit}-{'gate' if outlet is None else outlet}-{FORMATS[content[FORMAT]].slug}"
+    base = f"{bundle_of(permit)}{permit}-{'gate' if outlet is None else outlet}-{FORMATS[content[FORMAT]].slug}"
     return f"{base}.pdf", f"{base}-print.pdf"
 
 
@@ -1327,29 +1335,27 @@ class _Publisher:
         self.batches: set[str] = set()  # the volumes' cache keys in use
 
     def signs(self, rows: dict[str, Planned]) -> dict[str, tuple[tuple[int, int], ...]]:
-        """Every permit's sign PDFs into staging; their sizes by record digest (from the plan when
-        the live build's files are linked). All at once: 1,070,000 files at 100,000 permits, and
-        of a night's unchanged permits only sets are compared (`Reuse.link_many`)."""
-        paths = {d: [_paths(c) for c in row.contents] for d, row in rows.items()}
-        wanted = {
-            path: key for d, row in rows.items() for pair, key in zip(paths[d], row.keys, strict=True) for path in pair
-        }
+        """Every permit's sign PDFs into staging, a folder per permit (one bundle: `Reuse.link_many`
+        compares 100,000 keys a night, not 1,070,000 files); their sizes by record digest (from the
+        plan when the live build's are linked). A folder made again tonight is filled with hard
+        links of the cached PDFs."""
+        wanted = {bundle_of(row.permit_no): row.bundle for row in rows.values() if row.contents}
         missed = self.reuse.link_many(wanted)
-        self.stats.written += len(wanted)
-        self.stats.linked += len(wanted) - len(missed)
         sizes = {}
         for d, row in rows.items():
-            known = row.sizes
+            files = 2 * len(row.contents)
+            self.stats.written += files
+            if bundle_of(row.permit_no) not in missed:
+                self.stats.linked += files
+                sizes[d] = row.sizes or tuple(self._sizes(_paths(c)) for c in row.contents)
+                continue
             out = []
-            for i, (pair, content, key) in enumerate(zip(paths[d], row.contents, row.keys, strict=True)):
-                if missed and (pair[0] in missed or pair[1] in missed):
-                    try:
-                        out.append(self._from_cache(pair, key))
-                    except FileNotFoundError:  # deleted from the cache since it was planned
-                        self.render([(SignContent(*content), key)])
-                        out.append(self._from_cache(pair, key))
-                else:
-                    out.append(known[i] if known else self._sizes(pair))
+            for content, key in zip(row.contents, row.keys, strict=True):
+                try:
+                    out.append(self._from_cache(_paths(content), key))
+                except FileNotFoundError:  # deleted from the cache since it was planned
+                    self.render([(SignContent(*content), key)])
+                    out.append(self._from_cache(_paths(content), key))
             sizes[d] = tuple(out)
         return sizes
 

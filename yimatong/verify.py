@@ -177,6 +177,7 @@ def verify(
     live: Path | None = None,
     zips: Mapping[str, ZipLayout] | None = None,
     reading: Reading | None = None,
+    bundles: Mapping[str, str] | None = None,
 ) -> list[Problem]:
     """Every problem of the tree at `staging` (site-relative paths), errors and warnings, sorted.
 
@@ -188,13 +189,18 @@ def verify(
     public data, not a leak); `not_built`: path
     prefixes this build leaves out on purpose (signs, with --no-signs and none to carry over): links
     into them are not followed; `paths`: the files of `staging` (as `tree` gives them), when the
-    caller has walked it already; `live`: the live tree and `zips`: how opendata made tonight's zips
-    (`OpenDataStats.zips`): a changed zip is then read only where it differs from the live one (see
-    the module's docstring); `reading`: counts what was read, added to it.
+    caller has walked it already, with `bundles` (a bundle's folder -> its packed files,
+    `manifest.pack`) for the folders it names instead of their files; `live`: the live tree and
+    `zips`: how opendata made tonight's zips (`OpenDataStats.zips`): a changed zip is then read
+    only where it differs from the live one (see the module's docstring); `reading`: counts what
+    was read, added to it.
     """
     paths = tree(staging) if paths is None else paths
-    site = Site.of(base_url, paths, not_built)
-    to_read = sorted(paths if changed is None else (set(changed) & paths))
+    site = Site.of(base_url, paths, not_built, bundles or {})
+    if changed is None:  # every file (a bundle's are PDFs, which are not read)
+        to_read = sorted(p for p in paths if p[-1:] != "/")
+    else:
+        to_read = sorted(p for p in changed if p in paths or site.in_bundle(p))
     owners: dict[str, frozenset[str]] = {}
     for v in all_secrets:
         mine = frozenset(all_secrets[v]) if isinstance(all_secrets, Mapping) else frozenset()
@@ -238,14 +244,18 @@ class Site:
     paths: frozenset[str] | set[str]
     usccs: frozenset[str]  # the credit codes of this site's permit holders (they look like ID numbers)
     not_built: tuple[str, ...] = ()
+    bundles: Mapping[str, str] = field(default_factory=dict)  # folders `paths` names whole (see `verify`)
 
     @classmethod
-    def of(cls, base_url: str, paths: set[str], not_built: tuple[str, ...] = ()) -> Site:
+    def of(
+        cls, base_url: str, paths: set[str], not_built: tuple[str, ...] = (), bundles: Mapping[str, str] | None = None
+    ) -> Site:
         parts = urlsplit(base_url)
         # A permit's folder is "P/" and 22 characters: matched once per folder, not per file (430,000).
         folders = {p[:25] for p in paths if p.startswith("P/")}
         usccs = frozenset(m.group(1) for f in folders if (m := _PERMIT_DIR.match(f)))
-        return cls(parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", base_url, paths, usccs, not_built)
+        netloc, prefix = parts.netloc.lower(), parts.path or "/"
+        return cls(parts.scheme.lower(), netloc, prefix, base_url, paths, usccs, not_built, bundles or {})
 
     def target(self, url: str, page: str) -> str | None:
         """The site path (query and fragment dropped) a link on `page` leads to; None for a link
@@ -285,7 +295,12 @@ class Site:
             return True
         if path == "" or path.endswith("/"):
             return f"{path}index.html" in self.paths
-        return path in self.paths or f"{path}/index.html" in self.paths
+        return path in self.paths or f"{path}/index.html" in self.paths or self.in_bundle(path)
+
+    def in_bundle(self, path: str) -> bool:
+        cut = path.rfind("/") + 1
+        packed = self.bundles.get(path[:cut])
+        return packed is not None and (packed.startswith(f"{path[cut:]} ") or f"\n{path[cut:]} " in packed)
 
 
 def _relative(page: str, href: str) -> str:
