@@ -13,6 +13,8 @@ import ctypes
 import dataclasses
 import datetime as dt
 import hashlib
+import itertools
+import os
 import random
 import re
 import shutil
@@ -32,9 +34,12 @@ from pypdf import PdfReader
 from pypdf.generic import ContentStream
 
 from yimatong import facts, signs, urls
+from yimatong.identifiers import city_code
 from yimatong.load import Loaded, iter_views
 from yimatong.manifest import Manifest, Reuse, catalog
-from yimatong.pipeline import BuildResult
+from yimatong.pipeline import BuildResult, build
+
+from .conftest import SAMPLE
 
 MM = signs.MM_PT
 DPI = 150  # print scale for the QR check: a sign is read at arm's length, not under a loupe
@@ -559,26 +564,75 @@ def test_pdf_metadata_is_fixed(rendered: Rendered) -> None:
 # --- what the site publishes -----------------------------------------------------------------
 
 
+def _listed_pieces(staging: Path) -> dict[tuple[str, str], list[tuple[str, str, int]]]:
+    """The pieces each county page lists, by (region, format key): (site path, holders, signs) each,
+    in the page's order."""
+    out = {}
+    for page in staging.glob("signs/*/*/index.html"):
+        html = page.read_text(encoding="utf-8")
+        for fmt, table in re.findall(r'<h3 id="print-([^"]+)">.*?<table>(.*?)</table>', html, re.S):
+            rows = re.findall(r'<tr><th scope="row"[^>]*>([^<]+)</th><td>(\d+) 块</td><td><a href="([^"]+)"', table)
+            site = staging.resolve()
+            out[(page.parent.name, fmt)] = [
+                ((page.parent / href).resolve().relative_to(site).as_posix(), span, int(n)) for span, n, href in rows
+            ]
+    return out
+
+
+def _published_pieces(staging: Path) -> set[str]:
+    """The volume pieces in staging: the PDFs of the city folders, signs/<city>/."""
+    found = (p.relative_to(staging).as_posix() for p in staging.glob("signs/*/*.pdf"))
+    return {p for p in found if re.fullmatch(r"signs/\d{6}/[^/]+", p)}
+
+
+def _as_listed(permits: list[signs.PermitSigns]) -> dict[tuple[str, str], list[signs.SignContent]]:
+    """Each county's signs by format, in the order of its page: holders by name then permit number,
+    a holder's signs by outlet."""
+    out: dict[tuple[str, str], list[signs.SignContent]] = defaultdict(list)
+    for p in sorted(permits, key=lambda p: (p.name, p.permit_no)):
+        for c in sorted(p.contents, key=lambda c: c.outlet or ""):
+            out[(p.region, c.format)].append(c)
+    return out
+
+
+def _piece_name(path: str) -> str:
+    return path.rsplit("-print-", 1)[1].removesuffix(".pdf")
+
+
+def _check_volumes(staging: Path, permits: list[signs.PermitSigns]) -> dict[tuple[str, str], list[str]]:
+    """Every county page lists its pieces per format, and they hold, in the page's order, every print
+    sign of the county and format once, in the listing's order, whole holders each; a piece is
+    named by the permit number of its last holder (or is the county's final piece). Returns the
+    pieces' paths."""
+    listed, expected = _listed_pieces(staging), _as_listed(permits)
+    assert listed.keys() == expected.keys(), "a volume per county and format it has signs of"
+    assert all(listed.values()), "each in pieces, listed"
+    assert {path for pieces in listed.values() for path, _, _ in pieces} == _published_pieces(staging)
+    for (region, key), pieces in listed.items():
+        members, fmt, at = expected[(region, key)], signs.FORMATS[key], 0
+        for i, (path, span, count) in enumerate(pieces):
+            assert re.fullmatch(rf"signs/\d{{6}}/{region}-(gate|outlet)-{fmt.slug}-print-[0-9A-Za-z]+\.pdf", path)
+            mine = members[at : at + count]
+            at += count
+            reader = PdfReader(staging / path)
+            assert len(reader.pages) == count and count > 0
+            assert [item.title for item in reader.outline] == [signs._bookmark(c) for c in mine], path
+            first, last = mine[0], mine[-1]
+            assert span == (first.name if first.permit_no == last.permit_no else f"{first.name} 至 {last.name}")
+            assert reader.metadata is not None and reader.metadata["/Title"].endswith(f"印刷版（出血 3 mm）：{span}")
+            assert _piece_name(path) == last.permit_no or (i == len(pieces) - 1 and _piece_name(path) == "last")
+            if i + 1 < len(pieces):
+                assert members[at].permit_no != last.permit_no, "a holder's signs are in one piece"
+            for page in reader.pages:
+                assert [round(float(v) / MM, 2) for v in page.trimbox] == [0, 0, fmt.width_mm, fmt.height_mm]
+                assert round(float(page.bleedbox[0]) / MM, 2) == -signs.BLEED_MM
+            assert reader.trailer["/ID"][0]
+        assert at == len(members), "the pieces' pages add up to the county's signs of the format"
+    return {k: [path for path, _, _ in pieces] for k, pieces in listed.items()}
+
+
 def test_county_volumes_hold_every_print_variant(rendered: Rendered) -> None:
-    expected: dict[str, list[signs.SignContent]] = {}
-    for p in rendered.permits:
-        for c in p.contents:
-            expected.setdefault(signs.volume_path(p.city.code, p.region, c.fmt), []).append(c)
-    published = {
-        p.relative_to(rendered.staging).as_posix() for p in rendered.staging.glob("signs/[0-9]*/*.pdf") if p.is_file()
-    }
-    published = {p for p in published if re.fullmatch(r"signs/\d{6}/\d{6}-.*", p)}
-    assert published == set(expected), "one volume per county and format, and nothing else"
-    for path, members in expected.items():
-        fmt = members[0].fmt
-        reader = PdfReader(rendered.staging / path)
-        assert len(reader.pages) == len(members)
-        ordered = sorted(members, key=lambda c: (c.name, c.permit_no, c.outlet or ""))
-        assert [item.title for item in reader.outline] == [signs._bookmark(c) for c in ordered]
-        for page in reader.pages:
-            assert [round(float(v) / MM, 2) for v in page.trimbox] == [0, 0, fmt.width_mm, fmt.height_mm]
-            assert round(float(page.bleedbox[0]) / MM, 2) == -signs.BLEED_MM
-        assert reader.trailer["/ID"][0]
+    _check_volumes(rendered.staging, rendered.permits)
 
 
 class _Views:
@@ -620,8 +674,11 @@ def test_a_night_with_one_renamed_enterprise_redoes_only_its_signs(rendered: Ren
 
     assert stats.planned == 1, "only the changed record's view is read"
     assert (stats.rendered, stats.reused) == (len(target.contents), len(rendered.contents) - len(target.contents))
-    changed_volumes = {signs.volume_path(target.city.code, target.region, c.fmt) for c in target.contents}
-    assert stats.volumes == len(changed_volumes)
+    # The volume pieces that hold its signs: one per format it has, merged again under the same names.
+    old = {signs._bookmark(c) for c in target.contents}
+    pieces = _published_pieces(first)
+    held = {p for p in pieces if old & {item.title for item in PdfReader(first / p).outline}}
+    assert len(held) == len({c.format for c in target.contents}) and stats.volumes == len(held)
 
     def same(path: str) -> bool:
         return (first / path).stat().st_ino == (second / path).stat().st_ino
@@ -630,8 +687,8 @@ def test_a_night_with_one_renamed_enterprise_redoes_only_its_signs(rendered: Ren
         for content in permit.contents:
             for path in signs.sign_paths(content):
                 assert same(path) == (permit is not target), path
-            volume = signs.volume_path(permit.city.code, permit.region, content.fmt)
-            assert same(volume) == (volume not in changed_volumes), volume
+    for path in pieces:
+        assert same(path) == (path not in held), path
     gate = signs.sign_paths(target.contents[0])[0]
     assert "改名后的测试环保科技有限公司" in "".join(c.ch for c in _chars(second / gate))
     county_page = urls.signs_listing_path(target.region) + "index.html"
@@ -644,16 +701,217 @@ def test_a_night_with_one_renamed_enterprise_redoes_only_its_signs(rendered: Ren
     assert stats.qr_urls == sorted({c.qr_url for c in rendered.contents})
 
 
+def _crowded(sample_build: tuple[BuildResult, Path], tmp_path: Path) -> tuple[Loaded, Path]:
+    """The sample with each city's holders all in one of its counties (what their signs show stays:
+    the bureau is the city's), and a copy of the sample build's sign PDFs (hard links: a cached file
+    is replaced, never written into), without its plan, which knows the holders' old counties, and
+    without its volumes."""
+    result, site_out = sample_build
+    loaded = result.loaded
+    county: dict[str, str] = {}
+    for e in loaded.entries:
+        county[city_code(e.region)] = min(county.get(city_code(e.region), e.region), e.region)
+    entries = [dataclasses.replace(e, region=county[city_code(e.region)]) for e in loaded.entries]
+    cache = tmp_path / "cache"
+    shutil.copytree(
+        site_out.parent / "cache" / "signs",
+        cache / "signs",
+        ignore=shutil.ignore_patterns("plan-*", "batch"),
+        copy_function=os.link,
+    )
+    return dataclasses.replace(loaded, entries=entries), cache
+
+
+def test_a_county_volume_is_cut_into_pieces_by_permit_number(
+    sample_build: tuple[BuildResult, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a piece every ~2 holders, the sample's crowded counties each have several pieces per
+    format: together they hold the county's print signs of the format, in order, each once."""
+    monkeypatch.setattr(signs, "PIECE_HOLDERS", 2)
+    loaded, cache = _crowded(sample_build, tmp_path)
+    stats = signs.render_signs(loaded, tmp_path / "staging", cache, workers=1)
+    assert stats.rendered == 0
+    pieces = _check_volumes(tmp_path / "staging", signs.plan(loaded))
+    assert stats.volumes == sum(map(len, pieces.values()))
+    assert max(len(p) for p in pieces.values()) >= 4
+    assert sum(len(p) > 1 for p in pieces.values()) >= 10
+    # The city page counts a county's signs and pieces per format and links its section of them.
+    for (region, key), paths in pieces.items():
+        city = city_code(region)
+        html = (tmp_path / "staging" / "signs" / city / "index.html").read_text(encoding="utf-8")
+        count = sum(c.format == key for p in signs.plan(loaded) if p.region == region for c in p.contents)
+        link = f'<a href="../../signs/{city}/{region}/#print-{key}">{count} 块</a>'
+        assert f'{link}<br><span class="muted">{len(paths)} 个文件</span>' in html
+        county = (tmp_path / "staging" / urls.signs_listing_path(region) / "index.html").read_text(encoding="utf-8")
+        assert f'<h3 id="print-{key}">' in county
+
+
+@pytest.mark.parametrize("ends", [False, True], ids=["inside-a-piece", "ending-its-piece"])
+def test_a_renamed_holder_merges_again_only_the_pieces_it_left_and_joined(
+    sample_build: tuple[BuildResult, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ends: bool
+) -> None:
+    """A renamed holder moves in its county's listing: the pieces it leaves and joins are merged
+    again (and, when it ends a piece, the next one, which the rest of its piece joins); every other
+    piece is last night's file, and the city page, which counts pieces, stays too."""
+    monkeypatch.setattr(signs, "PIECE_HOLDERS", 2)
+    loaded, cache = _crowded(sample_build, tmp_path)
+    first, second = tmp_path / "first", tmp_path / "second"
+    reuse = Reuse(None, None, first)
+    signs.render_signs(loaded, first, cache, reuse=reuse, workers=1)
+    made = catalog(first, None, None, reuse.keys, reuse.dates)
+    live = Manifest(made.outputs, bundles=made.bundles)
+    permits = signs.plan(loaded)
+    listed = _listed_pieces(first)
+
+    # A holder with outlets, ending its piece or not, in a gate piece of others too, not its county's
+    # first; in a county of many pieces.
+    gate_piece: dict[str, tuple[int, int]] = {}  # permit -> (its gate piece's place in the county, holders)
+    for (region, key), pieces in listed.items():
+        if key == "gate":  # a sign a holder
+            holders = iter(_as_listed(permits)[(region, key)])
+            for i, (_, _, count) in enumerate(pieces):
+                gate_piece.update({c.permit_no: (i, count) for c in itertools.islice(holders, count)})
+    candidates = [
+        p
+        for p in permits
+        if len(p.contents) > 1 and signs._ends_piece(p.permit_no) == ends and gate_piece[p.permit_no][0] > 0
+    ]
+    target = max(candidates, key=lambda p: (gate_piece[p.permit_no][1] > 1, len(listed[(p.region, "gate")])))
+    name = "一二三改名后的测试环保科技有限公司"  # first in its county now
+    assert all(name < p.name for p in permits if p.region == target.region and p is not target)
+    tonight = _renamed(loaded, target.permit_no, name)
+    stats = signs.render_signs(tonight, second, cache, reuse=Reuse(first, live, second), workers=1)
+    assert stats.planned == 1 and stats.rendered == len(target.contents)
+
+    def marks(root: Path) -> dict[str, list[str]]:
+        return {p: [i.title for i in PdfReader(root / p).outline] for p in _published_pieces(root)}
+
+    before, after = marks(first), marks(second)
+    old = {signs._bookmark(c) for c in target.contents}
+    new = {signs._bookmark(dataclasses.replace(c, name=name)) for c in target.contents}
+    held = {p for p, m in before.items() if old & set(m)}
+    holds = {p for p, m in after.items() if new & set(m)}
+    assert len(held) == len(holds) == len({c.format for c in target.contents})
+    changed = {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
+    tonight_listed = _listed_pieces(second)
+    if ends:
+        # Its piece keeps its name, and moves with it: the rest of it joins the next piece, and
+        # where it lands it cuts the piece it joins in two.
+        assert {_piece_name(p) for p in held} == {_piece_name(p) for p in holds} == {target.permit_no}
+        following = {
+            _after([path for path, _, _ in pieces], path)
+            for night, mine in ((listed, held), (tonight_listed, holds))
+            for pieces in night.values()
+            for path in mine
+        }
+        assert held | holds <= changed <= held | holds | following
+    else:  # it leaves its gate piece for the county's first
+        assert changed == held | holds and held != holds
+    assert stats.volumes == len(changed & after.keys())
+    assert any(p not in changed for p in after if f"/{target.region}-" in p), "its county's other pieces stay"
+
+    def same(path: str) -> bool:
+        return (first / path).stat().st_ino == (second / path).stat().st_ino
+
+    for path in after:
+        assert same(path) == (path not in changed), path
+    for permit in permits:
+        for content in permit.contents:
+            assert same(signs.sign_paths(content)[1]) == (permit is not target)
+    # The city page counts each county's pieces; the index, signs: a rename changes neither, unless
+    # the holder's move changes its county's number of pieces.
+    counts = {k: len(v) for k, v in tonight_listed.items()} == {k: len(v) for k, v in listed.items()}
+    assert same(f"signs/{target.city.code}/index.html") == counts and same("signs/index.html")
+    assert not same(urls.signs_listing_path(target.region) + "index.html")
+    _check_volumes(second, signs.plan(tonight))
+
+
+def test_pieces_are_cut_where_the_permit_numbers_say(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A holder that comes, goes or moves changes the pieces it leaves and joins, and the next one
+    when it ends a piece; no other piece changes its holders or its name."""
+    monkeypatch.setattr(signs, "PIECE_HOLDERS", 4)
+    monkeypatch.setattr(signs, "PIECE_CAP", 1000)  # the cap apart: below
+    rng = random.Random(11)
+    permits = [f"91450{rng.randrange(10**13):013d}001P" for _ in range(300)]
+
+    def pieces(ps: list[str]) -> dict[str, tuple[str, ...]]:
+        return {name: tuple(ps[a:b]) for a, b, name in signs.cut_pieces(ps)}
+
+    whole = pieces(permits)
+    assert [p for members in whole.values() for p in members] == permits
+    assert 40 < len(whole) < 120
+    for name, members in whole.items():
+        assert (name == members[-1] and signs._ends_piece(name)) or name == signs.LAST_PIECE
+    for _ in range(300):
+        holder = rng.choice(permits)
+        rest = [p for p in permits if p != holder]
+        for ps in (rest, [*rest[: (j := rng.randrange(len(rest)))], holder, *rest[j:]]):  # gone; moved
+            after = pieces(ps)
+            changed = {n for n in whole.keys() | after.keys() if whole.get(n) != after.get(n)}
+            touched = {n for n, m in whole.items() if holder in m} | {n for n, m in after.items() if holder in m}
+            # When it ends a piece: the piece after it, before (which the rest of its piece joins)
+            # and after (which it was cut from).
+            nxt = {_after(list(whole), holder), _after(list(after), holder)}
+            assert changed <= touched | nxt, (holder, changed, touched)
+            assert len(changed) <= 3
+
+
+def _after(names: list[str], name: str) -> str | None:
+    """The name of the piece after the one named `name`, if any."""
+    i = names.index(name) + 1 if name in names else len(names)
+    return names[i] if i < len(names) else None
+
+
+def test_a_piece_holds_at_most_its_cap_of_holders(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(signs, "PIECE_HOLDERS", 2)
+    permits = [f"P{i}" for i in range(20)]
+    ends = [i == 18 for i in range(20)]  # one holder ends a piece, near the end
+    cuts = signs.cut_pieces(permits, ends)
+    assert cuts == [(0, 8, "P7"), (8, 16, "P15"), (16, 19, "P18"), (19, 20, signs.LAST_PIECE)]
+    assert signs.cut_pieces([], []) == []
+
+
+def test_a_revoked_holders_pieces_go_with_its_signs_and_the_night_publishes(
+    sample_build: tuple[BuildResult, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A piece is named by the holder it ends with: when that holder's permit is revoked, its pieces
+    go with its signs, and the night publishes without --allow-shrink (its page stays; a piece is no
+    QR code's target, and the county page links tonight's pieces)."""
+    monkeypatch.setattr(signs, "PIECE_HOLDERS", 2)
+    _, site_out = sample_build
+    data = Path(shutil.copytree(SAMPLE, tmp_path / "data"))
+    cache = Path(shutil.copytree(site_out.parent / "cache", tmp_path / "cache"))
+    out = tmp_path / "public"
+    assert build(data, out, cache).published
+    named = sorted({_piece_name(p) for p in _published_pieces(out)} - {signs.LAST_PIECE})
+    permit = named[0]
+    going = {p for p in _published_pieces(out) if _piece_name(p) == permit}
+    assert going
+    file = data / "enterprises" / f"{permit}.yaml"
+    text = file.read_text(encoding="utf-8")
+    assert text.count("\n  status: valid\n") == 1
+    revoked = "\n  status: revoked\n  status_date: 2026-06-21\n  status_reason: 依法予以撤销\n"
+    file.unlink()
+    file.write_text(text.replace("\n  status: valid\n", revoked), encoding="utf-8")
+
+    result = build(data, out, cache)
+    assert result.published and not result.problems
+    assert not any((out / p).exists() for p in going) and not (out / signs.bundle_of(permit)).exists()
+    assert (out / urls.enterprise_path(permit) / "index.html").exists()
+    _check_volumes(out, signs.plan(result.loaded))
+
+
 def test_volumes_merged_on_worker_processes_are_the_volumes_merged_here(
     rendered: Rendered, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A night that changes many signs merges its county volumes on the workers: the same bytes."""
+    """A night that changes many signs merges its volumes' pieces on the workers: the same bytes."""
     cache = tmp_path / "cache"
     shutil.copytree(rendered.cache, cache)
-    shutil.rmtree(cache / "signs" / "batch")  # every volume to merge again; the signs stay cached
+    shutil.rmtree(cache / "signs" / "batch")  # every piece to merge again; the signs stay cached
     monkeypatch.setattr(signs, "MERGE_PARALLEL_FROM", 0)
     stats = signs.render_signs(rendered.loaded, tmp_path / "staging", cache, workers=2)
-    volumes = {signs.volume_path(p.city.code, p.region, c.fmt) for p in rendered.permits for c in p.contents}
+    volumes = _published_pieces(rendered.staging)
+    assert _published_pieces(tmp_path / "staging") == volumes
     assert stats.volumes == len(volumes) > 1 and stats.rendered == 0
     for path in volumes:
         assert (tmp_path / "staging" / path).read_bytes() == (rendered.staging / path).read_bytes(), path

@@ -206,9 +206,10 @@ def check(
     before = None
     if previous is not None:
         unsigned = {r.permit_no for r in rendered.rows if r.status not in signs.SIGNED_STATUSES}
-        # A revoked permit's signs (signs/<permit>/…) go; so do all, in a build without them.
+        # A revoked permit's signs (signs/<permit>/…) go; so do all, in a build without them; and so
+        # may a county volume's piece, named by the holder it ends with (`signs.cut_pieces`).
         signs_of = (p for p in previous.outputs if p.startswith("signs/"))
-        going = {p for p in signs_of if signs_absent or p[6 : p.find("/", 6)] in unsigned}
+        going = {p for p in signs_of if signs_absent or p[6 : p.find("/", 6)] in unsigned or signs.is_volume_piece(p)}
         # The live build's paths, a bundle's folder for its files; and a file gone from a bundle
         # still here (a sign of an outlet no longer listed), which is named on its own then.
         before = previous.outputs.keys() - going

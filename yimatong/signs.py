@@ -2,8 +2,9 @@
 
 Each permit in force gets a gate sign (450 × 620 mm) and each of its outlets and solid-waste
 facilities two outlet signs (sample 1, 105 × 148.5 mm; sample 2, 210 × 297 mm). Every sign is
-published at trim size and as a print variant with 3 mm bleed and crop marks; per county, one batch
-PDF per format collects the print variants for a print shop (the city page lists its counties').
+published at trim size and as a print variant with 3 mm bleed and crop marks. For a print shop, each
+county's print variants of each format are also merged into a volume, cut into pieces of about
+PIECE_HOLDERS holders, each one PDF (the county page lists them, the city page counts them).
 
 How a sign is made, and why:
 - `SignContent` is exactly what a sign shows, built only from the public view. It is also the
@@ -21,9 +22,14 @@ How a sign is made, and why:
   Characters outside it fall back to the system's Noto Sans CJK SC Black: the same design.
 - A night costs what changed. The plan cache keeps each record's signs and keys by the record's
   digest (valid until the date could change its status: `facts.stable_until`), so only changed records'
-  views are read. Every published file has a key (a sign: its cache key; a county volume: its
+  views are read. Every published file has a key (a sign: its cache key; a volume's piece: its
   members' keys; a listing page: what it shows) and is a hard link of the live build's file when
   the key is the same (`manifest.Reuse`), else of the cached PDF: nothing is copied.
+- A volume is cut where the permit numbers say (`cut_pieces`), not by position, the way the open
+  data's segments are: a renamed, new or withdrawn holder merges again, per format, the one or two
+  pieces it leaves and joins (~64 gate or ~140 outlet pages each at 100,000 permits; qpdf copies
+  ~1.2 ms a page whatever is asked), not its county's whole volume (~1,450 pages a format), and every
+  other piece keeps its name and bytes (and is not uploaded again).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import itertools
 import multiprocessing
 import os
 import pickle
+import re
 import shutil
 import subprocess
 from collections import defaultdict
@@ -87,6 +94,19 @@ QR_QUIET = 4
 BATCH_SIZE = 40  # signs per WeasyPrint document at most; see bench/RESULTS.md
 PARALLEL_FROM = 1000  # signs to render before worker processes pay for their start-up (bench)
 MERGE_PARALLEL_FROM = 3000  # volume pages to merge before worker processes pay for theirs (~1.5 ms a page)
+
+# A county's volume of one format is published in pieces: one ends after a holder whose permit number
+# hashes to a multiple of PIECE_HOLDERS (`cut_pieces`), so a piece holds ~64 holders (at 100,000
+# permits ~64 gate or ~140 outlet pages, ~4,700 pieces in all). Smaller pieces merge less on a
+# rename but make the county page's list of downloads longer.
+PIECE_HOLDERS = 64
+# ... and at most PIECE_CAP × PIECE_HOLDERS holders. Uncapped, runs between boundaries follow the
+# geometric law: 1 piece in 56 would hold over 256 holders, and a piece or two of ~4,700 over 512,
+# with no bound at all (one download, and one merge whenever any of its holders changes). Below the
+# cap (98 % of pieces) it changes nothing; in a capped run a change moves the forced cuts after it up
+# to the run's next boundary, which are pages the uncapped piece would have merged again anyway.
+PIECE_CAP = 4
+LAST_PIECE = "last"  # the name of a county's final piece, after its last boundary
 
 
 class SignError(YimatongError):
@@ -816,7 +836,7 @@ def _merger() -> str:
 
 
 class SignCache:
-    """Rendered PDFs under the build's cache dir, by sign key; city volumes by their members' keys."""
+    """Rendered PDFs under the build's cache dir, by sign key; the volumes' pieces by their members' keys."""
 
     def __init__(self, cache_dir: Path) -> None:
         self.root = cache_dir / "signs"
@@ -1100,10 +1120,10 @@ def _plan_all(loaded: Loaded, previous: dict[str, Planned], renderer: str) -> tu
 class SignStats:
     rendered: int = 0  # signs rendered this run (each: a trim and a print PDF)
     reused: int = 0  # signs not rendered: from the cache or the live build
-    written: int = 0  # files put into the site: sign PDFs, county volumes, listing pages
+    written: int = 0  # files put into the site: sign PDFs, volume pieces, listing pages
     linked: int = 0  # ... of which hard links of the live build's file (Reuse: same key)
     planned: int = 0  # records whose view was read to plan their signs (the rest: the plan cache)
-    volumes: int = 0  # county volumes merged this run (the rest were unchanged)
+    volumes: int = 0  # pieces of the county volumes merged this run (the rest were unchanged)
     qr_urls: list[str] = dataclasses.field(default_factory=list)  # of every published sign, sorted
 
 
@@ -1115,9 +1135,9 @@ def render_signs(
     progress: Callable[[int, int], None] | None = None,
     workers: int | None = None,
 ) -> SignStats:
-    """Write every sign of every permit in force into staging/signs/, with the county volumes and
-    the listing pages. Signs whose content is unchanged come from the cache; files the live build
-    made from the same key are hard links of it (`reuse`)."""
+    """Write every sign of every permit in force into staging/signs/, with the pieces of the county
+    volumes and the listing pages. Signs whose content is unchanged come from the cache; files the
+    live build made from the same key are hard links of it (`reuse`)."""
     reuse = reuse or Reuse(None, None, staging)
     stats = SignStats()
     font = prepare_font(cache_dir)
@@ -1176,20 +1196,32 @@ class Download:
 
 
 @dataclass(frozen=True)
-class Batch:
-    """A county's print variants of one format, in one PDF."""
+class Piece:
+    """One PDF of a county's volume: the print variants of one format of consecutive holders."""
 
     download: Download
-    count: int
+    count: int  # signs: pages
+    span: str  # its holders, first to last: '甲公司 至 乙公司', or one name
 
 
 @dataclass(frozen=True)
-class Volume:
-    """A county's batches (the city's own when a permit holder is registered at city level)."""
+class Batch:
+    """A county's volume of one format: all its print variants of that format, in the listing's
+    order, in pieces (`cut_pieces`)."""
 
-    region: str
-    label: str
-    batches: dict[str, Batch]  # by format key
+    format: Format
+    pieces: list[Piece]
+    anchor: str  # the id of its section on the county page
+    page: str  # the county page, site-relative
+
+    @property
+    def count(self) -> int:
+        return sum(p.count for p in self.pieces)
+
+    @property
+    def href(self) -> str:
+        """Its section on the county page, site-relative."""
+        return f"{self.page}#{self.anchor}"
 
 
 @dataclass(frozen=True)
@@ -1222,8 +1254,9 @@ class EnterpriseSigns:
 
 @dataclass(frozen=True)
 class CountySigns:
-    """A county's permit holders and their signs: one listing page (a city's would reach 40 MB).
-    The holders' entries are made only for a page rendered tonight (`enterprises`)."""
+    """A county's permit holders and their signs: one listing page (a city's would reach 40 MB),
+    with its volumes' pieces. The holders' entries are made only for a page rendered tonight
+    (`enterprises`)."""
 
     region: str
     label: str
@@ -1231,6 +1264,7 @@ class CountySigns:
     holders: int
     sign_count: int
     members: tuple[tuple[Planned, tuple[tuple[int, int], ...]], ...]  # (row, its PDFs' sizes), as listed
+    batches: dict[str, Batch]  # by format key, in FORMATS' order; only the formats it has signs of
 
     @cached_property
     def enterprises(self) -> list[EnterpriseSigns]:
@@ -1248,7 +1282,6 @@ class CitySigns:
     name: str
     bureau: str
     href: str  # the city's listing page, site-relative
-    volumes: list[Volume]
     counties: list[CountySigns]
 
     @property
@@ -1259,9 +1292,14 @@ class CitySigns:
     def sign_count(self) -> int:
         return sum(c.sign_count for c in self.counties)
 
+    @property
+    def printed(self) -> list[CountySigns]:
+        """Its counties with a volume (a sign of any format)."""
+        return [c for c in self.counties if c.batches]
+
     def count(self, fmt: str) -> int:
         """Signs of one format in the city."""
-        return sum(v.batches[fmt].count for v in self.volumes if fmt in v.batches)
+        return sum(c.batches[fmt].count for c in self.counties if fmt in c.batches)
 
 
 def bundle_of(permit_no: str) -> str:
@@ -1282,12 +1320,22 @@ def _paths(content: tuple[Any, ...]) -> tuple[str, str]:
     return f"{base}.pdf", f"{base}-print.pdf"
 
 
-def volume_path(city: str, region: str, fmt: Format) -> str:
-    """A county's batch of one format. Per county, not per city: at 100,000 permits a city's batch
-    would hold ~7,000 signs (100 MB, 20 s of merging) and change every night; a county's changes
-    only when one of its signs does, and its path stays put when signs elsewhere come and go."""
+def volume_path(city: str, region: str, fmt: Format, piece: str) -> str:
+    """A piece of a county's volume of one format, named by the permit number of the holder it ends
+    with (or LAST_PIECE): `cut_pieces`. Per county, not per city: at 100,000 permits a city's volume
+    would hold ~7,000 signs and change every night; and a piece's path stays put when pieces before
+    it come and go. The name says what it is to a print shop that saves many side by side."""
     kind = "gate" if fmt is GATE else "outlet"
-    return f"signs/{city}/{region}-{kind}-{fmt.slug}-print.pdf"
+    return f"signs/{city}/{region}-{kind}-{fmt.slug}-print-{piece}.pdf"
+
+
+def is_volume_piece(path: str) -> bool:
+    """A piece of a county volume (`volume_path`: 'signs/<city>/<file>.pdf'), which may go on any
+    night: named by the holder it ends with (`cut_pieces`), it goes with that holder's signs."""
+    return path.endswith(".pdf") and _PIECE_PATH.fullmatch(path) is not None
+
+
+_PIECE_PATH = re.compile(r"signs/[0-9]{6}/[^/]+")
 
 
 def _publish(source: Path, target: Path) -> int:
@@ -1312,14 +1360,14 @@ def _kb(size: int) -> int:
 
 @lru_cache(maxsize=1)
 def _merge_version() -> str:
-    """What a volume's bytes depend on besides its members: the merging code and the libraries."""
-    code = "".join(inspect.getsource(f) for f in (merge_pdfs, _merger, _bookmark, _volume_title))
+    """What a piece's bytes depend on besides its members: the merging code and the libraries."""
+    code = "".join(inspect.getsource(f) for f in (merge_pdfs, _merger, _bookmark, _piece_title))
     return hashlib.blake2b((code + _merger()).encode(), digest_size=8).hexdigest()
 
 
 class _Publisher:
-    """Puts the signs and county volumes into staging: the live build's file when it was made from
-    the same key (`Reuse.link`), else a hard link of the cached PDF."""
+    """Puts the signs and the pieces of the county volumes into staging: the live build's file when
+    it was made from the same key (`Reuse.link`), else a hard link of the cached PDF."""
 
     def __init__(
         self,
@@ -1332,7 +1380,7 @@ class _Publisher:
     ) -> None:
         self.cache, self.staging, self.reuse, self.stats, self.render = cache, staging, reuse, stats, render
         self.workers = workers
-        self.batches: set[str] = set()  # the volumes' cache keys in use
+        self.batches: set[str] = set()  # the pieces' cache keys in use
 
     def signs(self, rows: dict[str, Planned]) -> dict[str, tuple[tuple[int, int], ...]]:
         """Every permit's sign PDFs into staging, a folder per permit (one bundle: `Reuse.link_many`
@@ -1369,42 +1417,40 @@ class _Publisher:
     def cities(
         self, loaded: Loaded, rows: dict[str, Planned], sizes: dict[str, tuple[tuple[int, int], ...]]
     ) -> list[CitySigns]:
-        """Each city's counties (holders listed by name) and their volumes: first every volume's
-        key (linked, cached, or to merge), then the merges, then the volumes published."""
+        """Each city's counties (holders listed by name) and their volumes' pieces: first every
+        piece's key (linked, cached, or to merge), then the merges, then the pieces published."""
         by_region: dict[str, list[tuple[Planned, tuple[tuple[int, int], ...]]]] = defaultdict(list)
         for d, row in rows.items():
             by_region[row.region].append((row, sizes[d]))
         cities: list[tuple[City, list[tuple[str, str]]]] = []  # regions with their labels
-        counties: dict[str, CountySigns] = {}
-        wanted: dict[tuple[str, str], _PlannedVolume] = {}
+        members: dict[str, tuple[tuple[Planned, tuple[tuple[int, int], ...]], ...]] = {}  # as listed
+        planned: dict[str, list[tuple[Format, list[_PlannedPiece]]]] = {}  # by region: the formats it has
         for city in loaded.regions.cities:
             labels = {city.code: city.name, **{k.code: f"{city.name}{k.name}" for k in city.counties}}
             here = sorted((r for r in by_region if city_code(r) == city.code), key=lambda r: (r != city.code, r))
             labelled = [(r, labels.get(r, f"{city.name} {r}")) for r in here]
             cities.append((city, labelled))
             for region, label in labelled:
-                members = tuple(sorted(by_region[region], key=lambda m: (m[0].name, m[0].permit_no)))
-                signed = sum(len(row.contents) for row, _ in members)
-                href = urls.signs_listing_path(region)
-                counties[region] = CountySigns(region, label, href, len(members), signed, members)
-                for fmt in FORMATS.values():
-                    volume = self._plan_volume(city.code, region, label, fmt, members)
-                    if volume is not None:
-                        wanted[(region, fmt.key)] = volume
-        self._merge([v.merge for v in wanted.values() if v.merge is not None])
+                listed = tuple(sorted(by_region[region], key=lambda m: (m[0].name, m[0].permit_no)))
+                members[region] = listed
+                ends = [_ends_piece(row.permit_no) for row, _ in listed]  # once, not once per format
+                volumes = [(f, self._plan_volume(city.code, region, label, f, listed, ends)) for f in FORMATS.values()]
+                planned[region] = [(fmt, pieces) for fmt, pieces in volumes if pieces]
+        merges = [p.merge for volumes in planned.values() for _, pieces in volumes for p in pieces]
+        self._merge([m for m in merges if m is not None])
         out = []
         for city, labelled in cities:
-            volumes = []
+            counties = []
             for region, label in labelled:
+                href = urls.signs_listing_path(region)
                 batches = {
-                    fmt.key: self._publish_volume(wanted[(region, fmt.key)])
-                    for fmt in FORMATS.values()
-                    if (region, fmt.key) in wanted
+                    fmt.key: Batch(fmt, [self._publish_piece(p) for p in pieces], f"print-{fmt.key}", href)
+                    for fmt, pieces in planned[region]
                 }
-                if batches:
-                    volumes.append(Volume(region, label, batches))
-            listed = [counties[r] for r, _ in labelled]
-            out.append(CitySigns(city.code, city.name, city.bureau, f"signs/{city.code}/", volumes, listed))
+                listed = members[region]
+                signed = sum(len(row.contents) for row, _ in listed)
+                counties.append(CountySigns(region, label, href, len(listed), signed, listed, batches))
+            out.append(CitySigns(city.code, city.name, city.bureau, f"signs/{city.code}/", counties))
         return out
 
     def _plan_volume(
@@ -1414,73 +1460,82 @@ class _Publisher:
         label: str,
         fmt: Format,
         members: tuple[tuple[Planned, tuple[tuple[int, int], ...]], ...],
-    ) -> _PlannedVolume | None:
-        """One county's print variants of one format as one PDF (None: it has none), by its members'
-        keys, in the order of the listing (name, permit, outlet): linked from the live build, or
-        from the cache, or to be merged (`merge`)."""
-        signs = [
-            (c, k)
-            for row, _ in members
-            for _, c, k in sorted(
+        ends: Sequence[bool],
+    ) -> list[_PlannedPiece]:
+        """One county's print variants of one format, in the order of the listing (name, permit,
+        outlet), cut into pieces (`cut_pieces`; none: the county has no sign of the format)."""
+        holders = []  # with signs of the format: (row, its signs as (content, key), whether it ends a piece)
+        for (row, _), end in zip(members, ends, strict=True):
+            mine = sorted(
                 (c[OUTLET] or "", c, k) for c, k in zip(row.contents, row.keys, strict=True) if c[FORMAT] == fmt.key
             )
-        ]
-        if not signs:
-            return None
-        title = _volume_title(label, fmt)
+            if mine:
+                holders.append((row, [(c, k) for _, c, k in mine], end))
+        out = []
+        for start, stop, name in cut_pieces([row.permit_no for row, _, _ in holders], [e for _, _, e in holders]):
+            part = holders[start:stop]
+            signs = [sign for _, mine, _ in part for sign in mine]
+            span = part[0][0].name if len(part) == 1 else f"{part[0][0].name} 至 {part[-1][0].name}"
+            path = volume_path(city, region, fmt, name)
+            out.append(self._plan_piece(path, _piece_title(label, fmt, span), span, signs))
+        return out
+
+    def _plan_piece(self, path: str, title: str, span: str, signs: list[tuple[tuple[Any, ...], str]]) -> _PlannedPiece:
+        """One piece, by its members' keys: linked from the live build, or from the cache, or to be
+        merged (`merge`)."""
         key = hashlib.blake2b("\n".join([title, _merge_version(), *(k for _, k in signs)]).encode(), digest_size=16)
         key = key.hexdigest()
-        path = volume_path(city, region, fmt)
         self.batches.add(key)
         self.stats.written += 1
         if self.reuse.link(path, key):
             self.stats.linked += 1
-            return _PlannedVolume(path, key, len(signs), True)
+            return _PlannedPiece(path, key, len(signs), span, True)
         merge = None
         if not (cached := self.cache.batch(key)).exists():
             # The published print PDFs: the same bytes as the cached ones, and there even when
             # they came from the live build (a cache emptied since).
             parts = [(str(self.staging / _paths(c)[1]), _bookmark(SignContent(*c))) for c, _ in signs]
             merge = _Merge(str(cached), parts, title)
-        return _PlannedVolume(path, key, len(signs), False, merge)
+        return _PlannedPiece(path, key, len(signs), span, False, merge)
 
     def _merge(self, merges: list[_Merge]) -> None:
-        """The volumes the cache lacks, on `workers` processes when there are pages enough to pay
-        for starting them (a night that renames many merges every county's ~1,450 pages again)."""
+        """The pieces the cache lacks, on `workers` processes when there are pages enough to pay for
+        starting them (a first night, or new settings, merges all 535,000 pages at 100,000 permits)."""
         self.stats.volumes += len(merges)
         pages = sum(len(m.parts) for m in merges)
         if self.workers <= 1 or len(merges) <= 1 or pages < MERGE_PARALLEL_FROM:
             for m in merges:
                 _merge_volume(m)
             return
-        # Largest first, so that no big volume starts last while the other worker idles.
+        # Largest first, so that no big piece starts last while the other worker idles.
         merges = sorted(merges, key=lambda m: -len(m.parts))
         context = multiprocessing.get_context("spawn")  # as render_missing: no Pango state forked
         with ProcessPoolExecutor(min(self.workers, len(merges)), mp_context=context) as pool:
             for _ in pool.map(_merge_volume, merges):
                 pass
 
-    def _publish_volume(self, v: _PlannedVolume) -> Batch:
+    def _publish_piece(self, p: _PlannedPiece) -> Piece:
         size = (
-            (self.staging / v.path).stat().st_size
-            if v.linked
-            else _publish(self.cache.batch(v.key), self.staging / v.path)
+            (self.staging / p.path).stat().st_size
+            if p.linked
+            else _publish(self.cache.batch(p.key), self.staging / p.path)
         )
-        return Batch(Download("印刷版 PDF", v.path, _kb(size)), v.count)
+        return Piece(Download("印刷版 PDF", p.path, _kb(size)), p.count, p.span)
 
 
 class _Merge(NamedTuple):
-    """A volume to merge: where the cache keeps it, its pages (print PDFs in staging) and title."""
+    """A piece to merge: where the cache keeps it, its pages (print PDFs in staging) and title."""
 
     target: str
     parts: list[tuple[str, str]]  # (path, bookmark)
     title: str
 
 
-class _PlannedVolume(NamedTuple):
+class _PlannedPiece(NamedTuple):
     path: str  # site-relative
     key: str
     count: int
+    span: str  # its holders, first to last (`Piece.span`)
     linked: bool  # the live build's file, from the same key
     merge: _Merge | None = None
 
@@ -1489,8 +1544,35 @@ def _merge_volume(m: _Merge) -> None:
     SignCache.put(Path(m.target), merge_pdfs([(Path(path).read_bytes(), label) for path, label in m.parts], m.title))
 
 
-def _volume_title(label: str, fmt: Format) -> str:
-    return f"{label} {fmt.title} {fmt.size_label} 印刷版（出血 {BLEED_MM:g} mm）"
+def _piece_title(label: str, fmt: Format, span: str) -> str:
+    """A piece's PDF title: the county, the format and its holders, first to last. Nothing else that
+    varies (not its number or the count of pieces: one piece more would change every piece's bytes)."""
+    return f"{label} {fmt.title} {fmt.size_label} 印刷版（出血 {BLEED_MM:g} mm）：{span}"
+
+
+def cut_pieces(permits: Sequence[str], ends: Sequence[bool] | None = None) -> list[tuple[int, int, str]]:
+    """A county's holders of one format (their permit numbers, in listing order) cut into pieces,
+    as (start, stop, name). A piece ends after a holder whose permit number says so (`_ends_piece`,
+    or `ends` when known: about one holder in PIECE_HOLDERS) or after PIECE_CAP × PIECE_HOLDERS
+    holders, and is named by that holder's permit number; what follows the last such holder is the
+    final piece, LAST_PIECE. So a holder that comes, goes or moves (renamed) changes only the pieces
+    it leaves and joins, and when it ended a piece the one after its old place (the rest of its piece
+    joins that one); every other piece keeps its holders and its name."""
+    ends = [_ends_piece(p) for p in permits] if ends is None else ends
+    out, start, cap = [], 0, PIECE_CAP * PIECE_HOLDERS
+    for i, (permit, end) in enumerate(zip(permits, ends, strict=True)):
+        if end or i + 1 - start >= cap:
+            out.append((start, i + 1, permit))
+            start = i + 1
+    if start < len(permits):
+        out.append((start, len(permits), LAST_PIECE))
+    return out
+
+
+def _ends_piece(permit_no: str) -> bool:
+    """Whether a holder ends its piece: by a hash of its permit number, which a rename leaves as it
+    was (as the open data's segments are cut: `opendata._cut`)."""
+    return int.from_bytes(hashlib.blake2b(permit_no.encode(), digest_size=4).digest(), "little") % PIECE_HOLDERS == 0
 
 
 def _enterprise_signs(row: Planned, sizes: tuple[tuple[int, int], ...]) -> EnterpriseSigns:
@@ -1537,6 +1619,7 @@ class SignsPage:
     bleed: str  # mm
     cities: list[CitySigns]
     total: int
+    piece_holders: int  # holders a volume's piece holds, on average (PIECE_HOLDERS)
     county: CountySigns | None = None  # layouts/signs_county.html: one county of cities[0]
 
 
@@ -1568,7 +1651,7 @@ def _listing_pages(site: Site, staging: Path, cities: list[CitySigns], reuse: Re
     colors = f"{green}；文字白色 CMYK 0,0,0,0（即不印墨，露出底材）；二维码黑色模块（K 100）、白色底"
     font = "思源黑体 / Noto Sans CJK SC Black（黑体，嵌入子集）"
     specs = _format_specs()
-    base = (site.model_dump(mode="json", exclude={"as_of"}), _listing_code())
+    base = (site.model_dump(mode="json", exclude={"as_of"}), _listing_code(), PIECE_HOLDERS)
     today = site.as_of.isoformat()
 
     def page(
@@ -1576,7 +1659,7 @@ def _listing_pages(site: Site, staging: Path, cities: list[CitySigns], reuse: Re
     ) -> SignsPage:
         total = county.sign_count if county else sum(c.sign_count for c in shown)
         common = Common(site, root_of(path), title, path, stamp=stamp)
-        return SignsPage(common, specs, colors, font, f"{BLEED_MM:g}", shown, total, county)
+        return SignsPage(common, specs, colors, font, f"{BLEED_MM:g}", shown, total, PIECE_HOLDERS, county)
 
     def write(path: str, data: object, template: str, make: Callable[[Stamp], SignsPage]) -> None:
         key = key_of(*base, path, repr(data))
@@ -1586,14 +1669,18 @@ def _listing_pages(site: Site, staging: Path, cities: list[CitySigns], reuse: Re
         else:
             pages.write(staging, path, env.get_template(template).render(page=make(stamp)))
 
-    # The index shows each city's counts and volumes, not its enterprises.
-    summary = [(c.code, c.name, c.volumes, c.holders, c.sign_count) for c in cities]
+    # The index shows each city's counts, not its counties or pieces.
+    summary = [(c.code, c.name, c.holders, c.sign_count, [c.count(f) for f in FORMATS]) for c in cities]
     write("signs/index.html", summary, "signs.html", lambda stamp: page("signs/", "标识牌下载", cities, stamp))
     written = 1
     for city in cities:
-        # The city page shows its volumes and its counties' counts, not their holders.
-        counts = [(c.label, c.href, c.holders, c.sign_count) for c in city.counties]
-        shown = (city.code, city.name, city.bureau, city.volumes, counts)
+        # The city page shows its counties' counts and, per format, their signs and pieces: not their
+        # holders or the pieces themselves (a rename that keeps the counts leaves it as it was).
+        counts = [
+            (c.label, c.href, c.holders, c.sign_count, [(f, b.count, len(b.pieces)) for f, b in c.batches.items()])
+            for c in city.counties
+        ]
+        shown = (city.code, city.name, city.bureau, counts)
         write(
             f"{city.href}index.html",
             shown,
@@ -1601,9 +1688,10 @@ def _listing_pages(site: Site, staging: Path, cities: list[CitySigns], reuse: Re
             lambda stamp, city=city: page(city.href, f"{city.name}标识牌下载", [city], stamp),  # type: ignore[misc]
         )
         for county in city.counties:
+            pieces = [(f, b.pieces) for f, b in county.batches.items()]  # their names, sizes and holders
             write(
                 f"{county.href}index.html",
-                (city.code, city.name, city.bureau, county.region, county.label, county.href, county.shown),
+                (city.code, city.name, city.bureau, county.region, county.label, county.href, county.shown, pieces),
                 "signs_county.html",
                 lambda stamp, city=city, county=county: page(  # type: ignore[misc]
                     county.href, f"{county.label}标识牌下载", [city], stamp, county
