@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_load import write_section  # noqa: E402
 from yimatong import deploy as dp  # noqa: E402
-from yimatong.manifest import Manifest, is_bundle  # noqa: E402
+from yimatong.manifest import Manifest, bundled_count, plain_files  # noqa: E402
 
 BUCKET = "bench-deploy"
 Built = tuple[dict[str, str], dict[str, str]]  # plain path -> sha256, bundle folder -> packed files
@@ -48,12 +48,12 @@ def outputs(tree: Path) -> Built:
     bundles their folders are now)."""
     listed = Manifest.read(tree)
     assert listed is not None, tree
-    return {p: o.sha256 for p, o in listed.outputs.items() if not is_bundle(p)}, listed.bundles
+    return plain_files(listed.outputs), listed.bundles
 
 
 def file_count(built: Built) -> int:
     plain, bundles = built
-    return len(plain) + sum(packed.count("\n") for packed in bundles.values())
+    return len(plain) + bundled_count(bundles)
 
 
 @contextlib.contextmanager

@@ -318,7 +318,7 @@ def test_a_night_from_last_nights_tree_reads_its_list_of_files_not_its_folders(
     assert not any(gone.stem in p for p in files)
     # What a manifest without `prior` falls back on: its files, and its bundles' folders (whose files'
     # inodes it does not keep: a bundle is made again then).
-    bundled = {p: i for p, i in walk(out).items() if p[: p.rfind("/") + 1] not in listed.bundles}
+    bundled = {p: i for p, i in walk(out).items() if manifest.folder_of(p) not in listed.bundles}
     assert manifest.tree_of(out) == bundled | dict.fromkeys(listed.bundles, manifest.FOLDER_INODE)
     assert not (out / f"P/{gone.stem}").exists()
     _, cold_out, _ = fresh_copy(night_one, tmp_path / "cold")
@@ -368,7 +368,7 @@ def test_the_first_night_after_the_upgrade_to_bundles_reads_the_old_manifest(nig
     listed = manifest.Manifest.read(out)
     assert listed is not None and listed.bundles.keys() == old.bundles.keys()
     assert set(listed.files()) == set(published(tree(out)))
-    pdfs = [p for p in listed.outputs if not manifest.is_bundle(p) and p[: p.rfind("/") + 1] in listed.bundles]
+    pdfs = [p for p in listed.outputs if not manifest.is_bundle(p) and manifest.folder_of(p) in listed.bundles]
     assert pdfs == []  # folded into their bundles
     _, cold_out, _ = fresh_copy(night_one, tmp_path / "cold")
     build(data, cold_out, cache, options=Options(full=True))

@@ -90,7 +90,7 @@ from zlib_ng import gzip_ng
 
 from . import heap
 from .errors import YimatongError
-from .manifest import bundle_files, is_bundle, outputs_of, pack, unpack, walk
+from .manifest import bundle_files, bundled_count, folder_of, in_packed, is_bundle, outputs_of, pack, unpack, walk
 
 STATE_KEY = ".yimatong/deployed.json.gz"
 MANIFESTS = (".yimatong/manifest.json.gz", ".yimatong/manifest.json")  # written by the build (manifest.py)
@@ -194,7 +194,7 @@ class LocalFiles:
 
     def count(self) -> int:
         """Every file, a bundle's each (one count of lines per bundle)."""
-        return len(self.sha) + sum(packed.count("\n") for packed in self.bundles.values())
+        return len(self.sha) + bundled_count(self.bundles)
 
     def files(self) -> Iterator[tuple[str, str]]:
         """Every file's (path, sha256), a bundle's each: for the slow paths only."""
@@ -202,23 +202,13 @@ class LocalFiles:
         for folder, packed in self.bundles.items():
             yield from bundle_files(folder, packed).items()
 
-    def holder(self) -> Callable[[str], bool]:
-        """Whether the output holds a path, plain or in a bundle (each bundle unpacked once, when
-        first asked)."""
-        names: dict[str, set[str]] = {}
-
-        def holds(path: str) -> bool:
-            if path in self.sha:
-                return True
-            folder = path[: path.rfind("/") + 1]
-            packed = self.bundles.get(folder)
-            if packed is None:
-                return False
-            if folder not in names:
-                names[folder] = set(unpack(packed))
-            return path[len(folder) :] in names[folder]
-
-        return holds
+    def holds(self, path: str) -> bool:
+        """Whether the output holds a path, plain or in a bundle (not unpacked)."""
+        if path in self.sha:
+            return True
+        folder = folder_of(path)
+        packed = self.bundles.get(folder)
+        return packed is not None and in_packed(packed, path[len(folder) :])
 
 
 def is_dot_path(path: str) -> bool:
@@ -318,7 +308,7 @@ def _fold(sha: dict[str, str], folders: Iterable[str]) -> dict[str, str]:
     found: dict[str, dict[str, str]] = {}
     if wanted:
         for path in list(sha):
-            folder = path[: path.rfind("/") + 1]
+            folder = folder_of(path)
             if folder in wanted:
                 found.setdefault(folder, {})[path[len(folder) :]] = sha.pop(path)
     return {folder: pack(files) for folder, files in found.items()}
@@ -443,7 +433,7 @@ class RemoteState:
         bundle (unpacked once, when first asked); None: not held."""
         if path in self.sha:
             return self.sha[path], self.headers.get(path)
-        folder = path[: path.rfind("/") + 1]
+        folder = folder_of(path)
         packed = self.bundles.get(folder)
         if packed is None:
             return None
@@ -595,8 +585,7 @@ def make_plan(output: LocalFiles, remote: RemoteState, now: float, keep_replaced
 def _gone(output: LocalFiles, remote: RemoteState) -> list[str]:
     """The objects the bucket holds that the output does not, sorted: plain paths, and the files of
     bundles that lost them or are gone. A bundle the same as the output's costs one comparison."""
-    holds = output.holder()
-    gone = [path for path in remote.sha if path not in output.sha and not holds(path)]
+    gone = [path for path in remote.sha if not output.holds(path)]
     for folder, packed in remote.bundles.items():
         mine = output.bundles.get(folder)
         if mine != packed:
@@ -877,7 +866,7 @@ def _next_state(plan: Plan, output: LocalFiles, not_deleted: Mapping[str, str]) 
     sent = {u.path: u.headers for u in plan.uploads}
     headers.update(sent)
     bundles = dict(output.bundles)
-    touched = {path[: path.rfind("/") + 1] for path in sent}
+    touched = {folder_of(path) for path in sent}
     for folder, packed in output.bundles.items():
         if not listing and folder not in touched and remote.bundles.get(folder) == packed:
             continue  # as recorded, headers and all: most bundles, not looked into

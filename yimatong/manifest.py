@@ -79,6 +79,11 @@ def is_bundle(path: str) -> bool:
     return path[-1:] == "/"
 
 
+def folder_of(path: str) -> str:
+    """The folder a file is in, as a bundle's path names it ('signs/<permit>/'; '' at the top)."""
+    return path[: path.rfind("/") + 1]
+
+
 def pack(files: Mapping[str, str]) -> str:
     """A bundle's files (name -> sha256) as one string, by name: "name sha256\n" each."""
     return "".join(f"{name} {files[name]}\n" for name in sorted(files))
@@ -87,6 +92,21 @@ def pack(files: Mapping[str, str]) -> str:
 def unpack(packed: str) -> dict[str, str]:
     """`pack`'s string back into name -> sha256."""
     return {line[:-65]: line[-64:] for line in packed.splitlines()}  # a sha256 is 64 characters
+
+
+def in_packed(packed: str, name: str) -> bool:
+    """Whether a bundle's packed files hold `name`, without unpacking them."""
+    return packed.startswith(f"{name} ") or f"\n{name} " in packed
+
+
+def bundled_count(bundles: Mapping[str, str]) -> int:
+    """How many files some bundles hold (a line each), without unpacking them."""
+    return sum(packed.count("\n") for packed in bundles.values())
+
+
+def plain_files(outputs: Mapping[str, Output]) -> dict[str, str]:
+    """The outputs that are files, not bundles: path -> sha256."""
+    return {p: o.sha256 for p, o in outputs.items() if not is_bundle(p)}
 
 
 def bundle_files(folder: str, packed: str) -> dict[str, str]:
@@ -244,7 +264,7 @@ class Manifest:
     def files(self) -> dict[str, str]:
         """Every file of the tree -> sha256, a bundle's files each (for the few readers that need
         them one by one: a deploy without the build's own list, tests)."""
-        out = {p: o.sha256 for p, o in self.outputs.items() if not is_bundle(p)}
+        out = plain_files(self.outputs)
         for folder, packed in self.bundles.items():
             out.update(bundle_files(folder, packed))
         return out
@@ -626,9 +646,9 @@ def catalog(
     else:  # the walk found the bundles' files: each bundle is made up anew from them
         folders = {p for p in keys if is_bundle(p)}
         if folders:
-            for path in [p for p in found if p[: p.rfind("/") + 1] in folders]:
+            for path in [p for p in found if folder_of(p) in folders]:
                 del found[path]
-                made_bundles.add(path[: path.rfind("/") + 1])
+                made_bundles.add(folder_of(path))
     changed: set[str] = set()
     new = sorted(p for p in found if p not in shared or p not in prev)
     listed = {folder: sorted(_files_in(staging, folder)) for folder in sorted(made_bundles)}
@@ -662,7 +682,7 @@ def catalog(
         stale = live_inodes.keys() - shared
         if not tracked:  # its folders: a bundle's files are the bundle, made again here (not shared)
             folders = prev_bundles.keys() | bundles.keys()
-            stale = {f if (f := p[: p.rfind("/") + 1]) in folders else p for p in stale | shared}
+            stale = {f if (f := folder_of(p)) in folders else p for p in stale | shared}
             stale -= shared
         prior = Prior(shared, list(stale))
     return Catalog(outputs, changed, removed, prior, bundles)

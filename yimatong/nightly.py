@@ -16,7 +16,7 @@ from typing import Any
 
 from . import heap, publish
 from .errors import YimatongError
-from .manifest import Catalog, is_bundle
+from .manifest import Catalog, bundled_count, plain_files
 from .pipeline import BuildResult, Options, Progress, VerificationFailed, build, tidy
 
 
@@ -55,8 +55,7 @@ def _run(
         # Tonight's hashes, from the build just published under the same lock: deploy reads no file.
         # Bundles (a permit's sign PDFs) stay folded: deploy compares each as one entry.
         files = result.files
-        plain = {p: o.sha256 for p, o in files.outputs.items() if not is_bundle(p)}
-        uploaded = deploy_out(args, plain, files.bundles)
+        uploaded = deploy_out(args, plain_files(files.outputs), files.bundles)
         result.seconds["deploy"] = round(time.perf_counter() - t, 3)
         status = 0 if uploaded is not None else 1
     t = time.perf_counter()
@@ -144,8 +143,7 @@ def report(result: BuildResult, uploaded: Any | None, seconds: float) -> dict[st
 
 def file_count(files: Catalog) -> int:
     """Files, a bundle's each (its entry is one of the outputs): without unpacking a bundle."""
-    bundled = sum(packed.count("\n") for packed in files.bundles.values())
-    return len(files.outputs) - len(files.bundles) + bundled
+    return len(files.outputs) - len(files.bundles) + bundled_count(files.bundles)
 
 
 def write_report(out: Path, result: BuildResult, uploaded: Any | None, seconds: float) -> Path:

@@ -22,7 +22,7 @@ from typing import Any
 from . import changes, docs, feed, heap, opendata, pages, publish, search, signs, urls, verify
 from .errors import Problem, YimatongError
 from .load import Entry, Loaded, load
-from .manifest import Catalog, Manifest, Records, Reuse, catalog, tree_of
+from .manifest import Catalog, Manifest, Records, Reuse, catalog, folder_of, tree_of
 
 Progress = Callable[[str, int, int], None]
 KILL_AT = "YIMATONG_KILL_AT"  # tests: the build SIGKILLs itself at this point (see _checkpoint)
@@ -213,7 +213,7 @@ def check(
         # The live build's paths, a bundle's folder for its files; and a file gone from a bundle
         # still here (a sign of an outlet no longer listed), which is named on its own then.
         before = previous.outputs.keys() - going
-        before.update(p for p in files.removed if p[: p.rfind("/") + 1] in files.bundles)
+        before.update(p for p in files.removed if folder_of(p) in files.bundles)
     return verify.verify(
         staging,
         loaded.site.base_url,

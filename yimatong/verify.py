@@ -100,7 +100,7 @@ from pydantic import BaseModel
 
 from . import search
 from .errors import Problem
-from .manifest import walk
+from .manifest import folder_of, in_packed, is_bundle, walk
 from .opendata import Piece, ZipLayout, crc_combine
 from .public import ID_CARD as _ID_CARD
 from .public import MOBILE as _MOBILE  # one definition of what personal data looks like
@@ -198,7 +198,7 @@ def verify(
     paths = tree(staging) if paths is None else paths
     site = Site.of(base_url, paths, not_built, bundles or {})
     if changed is None:  # every file (a bundle's are PDFs, which are not read)
-        to_read = sorted(p for p in paths if p[-1:] != "/")
+        to_read = sorted(p for p in paths if not is_bundle(p))
     else:
         to_read = sorted(p for p in changed if p in paths or site.in_bundle(p))
     owners: dict[str, frozenset[str]] = {}
@@ -298,9 +298,9 @@ class Site:
         return path in self.paths or f"{path}/index.html" in self.paths or self.in_bundle(path)
 
     def in_bundle(self, path: str) -> bool:
-        cut = path.rfind("/") + 1
-        packed = self.bundles.get(path[:cut])
-        return packed is not None and (packed.startswith(f"{path[cut:]} ") or f"\n{path[cut:]} " in packed)
+        folder = folder_of(path)
+        packed = self.bundles.get(folder)
+        return packed is not None and in_packed(packed, path[len(folder) :])
 
 
 def _relative(page: str, href: str) -> str:
