@@ -18,7 +18,8 @@ It then runs `build.py nightly --no-signs` on that output and cache with the che
 with `--code DIR` another copy of it (the first run after a code change re-renders what the change
 touches: run a night to warm up, or run the snapshot the output was built with),
 and with `--bucket` also uploads to moto's S3 server (its own process on 127.0.0.1), seeded with a
-state object that says the bucket holds the output as it was before the night (see bench_deploy.py).
+state object that says the bucket holds the output as it was before the night (see bench_deploy.py);
+since 2026-12-07 moto's S3 alone (`--every-service`: the `moto_server` command, as before).
 Measured: wall time, stage seconds (the nightly's report), peak memory of the process tree as PSS
 (proportional set size: a page shared by the forked workers counts once, split between them) and
 as the sum of RSS (each process counts it in full), the main process's peak RSS, and the peak PSS
@@ -150,6 +151,7 @@ def night(
     profile: Path | None = None,
     spy_options: tuple[str, ...] = ("--idle",),
     with_signs: bool = False,
+    every_service: bool = False,
 ) -> dict:
     work = ROOT / "bench" / "out" / "nightly" / str(n) / ("ours-signs" if with_signs else "ours-nosigns")
     data, out, cache = work / "data", work / "public", work / "cache"
@@ -158,7 +160,7 @@ def night(
     command += ["--data", str(data), "--out", str(out)]
     command += ["--cache", str(cache), "--quiet"]
     load = load_average()
-    server = moto_server() if bucket else None
+    server = moto_server(every_service) if bucket else None
     env = dict(os.environ)
     if server is not None:
         endpoint = server.__enter__()
@@ -190,7 +192,7 @@ def night(
         "n": n,
         "change": change,
         "flipped": flipped,
-        "bucket": bucket,
+        "bucket": bucket and ("moto_server" if every_service else "moto s3"),
         "signs": report.get("signs") if with_signs else None,
         "exit": proc.returncode,
         "wall": round(wall, 1),
@@ -218,6 +220,12 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--bucket", action="store_true", help="also upload to moto's S3 server")
     ap.add_argument(
+        "--every-service",
+        action="store_true",
+        help="with --bucket: the `moto_server` command (every AWS service moto knows, as the benches ran"
+        " it before 2026-12-07) instead of moto's S3 alone (bench_deploy.moto_server)",
+    )
+    ap.add_argument(
         "--code",
         type=Path,
         default=ROOT,
@@ -240,7 +248,9 @@ def main() -> None:
     args = ap.parse_args()
     for _ in range(args.runs):
         spy = tuple(args.spy_options.split())
-        result = night(args.n, args.change, args.bucket, args.code.resolve(), args.profile, spy, args.signs)
+        result = night(
+            args.n, args.change, args.bucket, args.code.resolve(), args.profile, spy, args.signs, args.every_service
+        )
         print(json.dumps(result, ensure_ascii=False), flush=True)
 
 

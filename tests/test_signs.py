@@ -549,6 +549,20 @@ def test_the_cache_key_is_the_same_in_another_process(rendered: Rendered) -> Non
     assert other.stdout.strip() == signs.renderer_version(font)
 
 
+def test_the_renderer_knows_the_libraries_weasyprint_uses() -> None:
+    # The versions are read without importing WeasyPrint; they must be the ones it reports, or a
+    # new Pango or WeasyPrint would not render the signs again.
+    import pypdf
+    import weasyprint
+    from weasyprint.text.ffi import pango
+
+    versions = signs._library_versions()
+    assert f"weasyprint {weasyprint.__version__};" in versions
+    assert f"pypdf {pypdf.__version__};" in versions
+    assert f"pango {pango.pango_version()};" in versions
+    assert "harfbuzz ?" not in versions
+
+
 def test_pdf_metadata_is_fixed(rendered: Rendered) -> None:
     for content, trim, printed in _signs(rendered):
         for path in (trim, printed):

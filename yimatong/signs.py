@@ -523,19 +523,25 @@ def _repertoire() -> set[int]:
 
 def prepare_font(cache_dir: Path) -> Path:
     """The sign face in the cache (built on first use, about 5 s): see the module's docstring."""
-    import fontTools
+    source, index = system_font()
+    # Named by what decides its bytes: the source face, the code that makes it, fontTools.
+    h = hashlib.blake2b(source.read_bytes(), digest_size=8)
+    h.update((inspect.getsource(_make_font) + inspect.getsource(_repertoire) + metadata.version("fonttools")).encode())
+    target = cache_dir / "signs" / f"sign-font-{h.hexdigest()}.ttf"
+    if not target.exists():  # fontTools is imported only then
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(_make_font(source, index))
+        tmp.replace(target)
+    return target
+
+
+def _make_font(source: Path, index: int) -> bytes:
     from fontTools import subset
     from fontTools.pens.cu2quPen import Cu2QuPen
     from fontTools.pens.ttGlyphPen import TTGlyphPen
     from fontTools.ttLib import TTFont, newTable
 
-    source, index = system_font()
-    # Named by what decides its bytes: the source face, this code, fontTools.
-    h = hashlib.blake2b(source.read_bytes(), digest_size=8)
-    h.update((inspect.getsource(prepare_font) + inspect.getsource(_repertoire) + fontTools.version).encode())
-    target = cache_dir / "signs" / f"sign-font-{h.hexdigest()}.ttf"
-    if target.exists():
-        return target
     # recalcTimestamp=False: the face's bytes (and so every PDF) must not depend on the day.
     font = TTFont(source, fontNumber=index, recalcTimestamp=False)
     options = subset.Options(
@@ -588,11 +594,7 @@ def prepare_font(cache_dir: Path) -> Path:
     font.sfntVersion = "\x00\x01\x00\x00"
     buffer = io.BytesIO()
     font.save(buffer)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_bytes(buffer.getvalue())
-    tmp.replace(target)
-    return target
+    return buffer.getvalue()
 
 
 @lru_cache(maxsize=4)
@@ -643,22 +645,28 @@ def _environment() -> Environment:
 
 
 def _library_versions() -> str:
-    """Versions of everything that shapes, subsets and writes a sign's bytes."""
+    """Versions of everything that shapes, subsets and writes a sign's bytes. Read from the package
+    metadata and the C libraries themselves, not by importing WeasyPrint (half a second of font
+    libraries found through gcc and ldconfig): a night with no sign to render needs no more."""
     import ctypes
 
-    import pypdf
-    import weasyprint
-    from weasyprint.text.ffi import pango
+    def c_version(library: str, symbol: str, kind: Any) -> Any:
+        try:
+            function = getattr(ctypes.CDLL(library), symbol)
+        except (OSError, AttributeError):
+            return None
+        function.restype = kind
+        return function()
 
-    try:
-        hb = ctypes.CDLL("libharfbuzz.so.0")
-        hb.hb_version_string.restype = ctypes.c_char_p
-        harfbuzz = hb.hb_version_string().decode()
-    except (OSError, AttributeError):
-        harfbuzz = "?"
+    pango = c_version("libpango-1.0.so.0", "pango_version", ctypes.c_int)
+    if pango is None:  # not where Debian keeps it: ask WeasyPrint, which knows where to look
+        from weasyprint.text.ffi import pango as library
+
+        pango = library.pango_version()
+    harfbuzz = c_version("libharfbuzz.so.0", "hb_version_string", ctypes.c_char_p)
     return (
-        f"weasyprint {weasyprint.__version__}; pypdf {pypdf.__version__}; qrcode {metadata.version('qrcode')};"
-        f" pango {pango.pango_version()}; harfbuzz {harfbuzz}"
+        f"weasyprint {metadata.version('weasyprint')}; pypdf {metadata.version('pypdf')};"
+        f" qrcode {metadata.version('qrcode')}; pango {pango}; harfbuzz {harfbuzz.decode() if harfbuzz else '?'}"
     )
 
 
@@ -1433,8 +1441,9 @@ class _Publisher:
             for region, label in labelled:
                 listed = tuple(sorted(by_region[region], key=lambda m: (m[0].name, m[0].permit_no)))
                 members[region] = listed
-                ends = [_ends_piece(row.permit_no) for row, _ in listed]  # once, not once per format
-                volumes = [(f, self._plan_volume(city.code, region, label, f, listed, ends)) for f in FORMATS.values()]
+                holders = _holders_by_format(listed)  # one pass over the signs, not one per format
+                plan = self._plan_volume
+                volumes = [(f, plan(city.code, region, label, f, holders.get(f.key, []))) for f in FORMATS.values()]
                 planned[region] = [(fmt, pieces) for fmt, pieces in volumes if pieces]
         merges = [p.merge for volumes in planned.values() for _, pieces in volumes for p in pieces]
         self._merge([m for m in merges if m is not None])
@@ -1454,23 +1463,10 @@ class _Publisher:
         return out
 
     def _plan_volume(
-        self,
-        city: str,
-        region: str,
-        label: str,
-        fmt: Format,
-        members: tuple[tuple[Planned, tuple[tuple[int, int], ...]], ...],
-        ends: Sequence[bool],
+        self, city: str, region: str, label: str, fmt: Format, holders: list[_Holder]
     ) -> list[_PlannedPiece]:
         """One county's print variants of one format, in the order of the listing (name, permit,
         outlet), cut into pieces (`cut_pieces`; none: the county has no sign of the format)."""
-        holders = []  # with signs of the format: (row, its signs as (content, key), whether it ends a piece)
-        for (row, _), end in zip(members, ends, strict=True):
-            mine = sorted(
-                (c[OUTLET] or "", c, k) for c, k in zip(row.contents, row.keys, strict=True) if c[FORMAT] == fmt.key
-            )
-            if mine:
-                holders.append((row, [(c, k) for _, c, k in mine], end))
         out = []
         for start, stop, name in cut_pieces([row.permit_no for row, _, _ in holders], [e for _, _, e in holders]):
             part = holders[start:stop]
@@ -1566,6 +1562,24 @@ def cut_pieces(permits: Sequence[str], ends: Sequence[bool] | None = None) -> li
             start = i + 1
     if start < len(permits):
         out.append((start, len(permits), LAST_PIECE))
+    return out
+
+
+# A holder of a county's volume of one format: its row, its signs of the format as (content, key)
+# in outlet order (the gate first), and whether it ends a piece.
+_Holder = tuple["Planned", list[tuple[tuple[Any, ...], str]], bool]
+
+
+def _holders_by_format(members: Sequence[tuple[Planned, Any]]) -> dict[str, list[_Holder]]:
+    """A county's holders (in listing order) of each format, with their signs of it."""
+    out: dict[str, list[_Holder]] = defaultdict(list)
+    for row, _ in members:
+        end = _ends_piece(row.permit_no)
+        mine: dict[str, list[tuple[str, tuple[Any, ...], str]]] = defaultdict(list)
+        for c, k in zip(row.contents, row.keys, strict=True):
+            mine[c[FORMAT]].append((c[OUTLET] or "", c, k))
+        for fmt, signs in mine.items():
+            out[fmt].append((row, [(c, k) for _, c, k in sorted(signs)], end))
     return out
 
 
