@@ -187,6 +187,30 @@ def test_a_killed_night_leaves_the_live_site_intact(night_one, tmp_path: Path, p
     assert not (out.parent / f".{out.name}.staging").exists()
 
 
+def test_a_night_killed_in_the_sign_stage_leaves_the_live_site_intact(
+    sample_build: tuple[BuildResult, Path], tmp_path: Path
+) -> None:
+    # With signs (the other crash tests leave them out): killed while it renders a renamed holder's
+    # signs, the night publishes nothing, and the next one makes them.
+    _, built = sample_build
+    data, out, cache = copy_sample(tmp_path / "data"), tmp_path / "public", tmp_path / "cache"
+    shutil.copytree(built, out, symlinks=True)
+    shutil.copytree(built.parent / "cache", cache)
+    file = next(f for f in sorted((data / "enterprises").glob("*.yaml")) if (out / "signs" / permit_of(f)).is_dir())
+    permit = permit_of(file)
+    rename(file, "标识牌阶段中断的公司")
+    before = tree(out)
+    died = nightly(data, out, cache, env={KILL_AT: "signs"})
+    assert died.returncode == -9, died.stderr
+    assert tree(out) == before
+    done = nightly(data, out, cache)  # the next run recovers by itself
+    assert done.returncode == 0, done.stderr
+    assert "标识牌阶段中断的公司" in (out / f"P/{permit}/index.html").read_text(encoding="utf-8")
+    after = tree(out)
+    signs_of = [p for p in before if p.startswith(f"signs/{permit}/")]
+    assert signs_of and all(after[p] != before[p] for p in signs_of)  # its signs show the new name
+
+
 def test_killed_right_after_the_swap_the_new_site_is_whole(night_one, tmp_path: Path) -> None:
     data, out, cache = fresh_copy(night_one, tmp_path)
     rename(a_file(data, 2), "换上线后中断的公司")
