@@ -28,8 +28,8 @@ appended to bench/out/nightly/N/nights.json; the table is written by hand to RES
 
 With `--signs` the night runs with the sign stage on bench/out/nightly/N/ours-signs: a hard-linked
 copy (`cp -al`) of ours-nosigns' cache, data and public, whose sign cache
-`bench_signs.seed_cache(data, cache, models_from=(bench/out/data-1000, bench/out/signs-1000/cache),
-links=10000)` filled, then built once with `build.py nightly` (RESULTS.md, signs-included-100k).
+`bench_signs.seed_cache(data, cache, models_from=(sample data, its sign cache), links=10000)` filled,
+then built once with `build.py nightly`: `bash bench/setup_signs_100k.sh` makes it all (~40 min).
 """
 
 from __future__ import annotations
