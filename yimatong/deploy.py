@@ -90,7 +90,7 @@ from zlib_ng import gzip_ng
 
 from . import heap
 from .errors import YimatongError
-from .manifest import bundle_files, bundled_count, folder_of, in_packed, is_bundle, outputs_of, pack, unpack, walk
+from .manifest import bundle_files, bundled_count, folder_of, in_bundles, is_bundle, outputs_of, pack, unpack, walk
 
 STATE_KEY = ".yimatong/deployed.json.gz"
 MANIFESTS = (".yimatong/manifest.json.gz", ".yimatong/manifest.json")  # written by the build (manifest.py)
@@ -204,11 +204,7 @@ class LocalFiles:
 
     def holds(self, path: str) -> bool:
         """Whether the output holds a path, plain or in a bundle (not unpacked)."""
-        if path in self.sha:
-            return True
-        folder = folder_of(path)
-        packed = self.bundles.get(folder)
-        return packed is not None and in_packed(packed, path[len(folder) :])
+        return path in self.sha or in_bundles(self.bundles, path)
 
 
 def is_dot_path(path: str) -> bool:

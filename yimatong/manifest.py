@@ -94,8 +94,13 @@ def unpack(packed: str) -> dict[str, str]:
     return {line[:-65]: line[-64:] for line in packed.splitlines()}  # a sha256 is 64 characters
 
 
-def in_packed(packed: str, name: str) -> bool:
-    """Whether a bundle's packed files hold `name`, without unpacking them."""
+def in_bundles(bundles: Mapping[str, str], path: str) -> bool:
+    """Whether one of `bundles` (folder -> packed files) holds the file at `path`, without unpacking it."""
+    folder = folder_of(path)
+    packed = bundles.get(folder)
+    if packed is None:
+        return False
+    name = path[len(folder) :]
     return packed.startswith(f"{name} ") or f"\n{name} " in packed
 
 

@@ -1567,7 +1567,7 @@ def cut_pieces(permits: Sequence[str], ends: Sequence[bool] | None = None) -> li
 
 # A holder of a county's volume of one format: its row, its signs of the format as (content, key)
 # in outlet order (the gate first), and whether it ends a piece.
-_Holder = tuple["Planned", list[tuple[tuple[Any, ...], str]], bool]
+_Holder = tuple[Planned, list[tuple[tuple[Any, ...], str]], bool]
 
 
 def _holders_by_format(members: Sequence[tuple[Planned, Any]]) -> dict[str, list[_Holder]]:

@@ -100,7 +100,7 @@ from pydantic import BaseModel
 
 from . import search
 from .errors import Problem
-from .manifest import folder_of, in_packed, is_bundle, walk
+from .manifest import in_bundles, is_bundle, walk
 from .opendata import Piece, ZipLayout, crc_combine
 from .public import ID_CARD as _ID_CARD
 from .public import MOBILE as _MOBILE  # one definition of what personal data looks like
@@ -298,9 +298,7 @@ class Site:
         return path in self.paths or f"{path}/index.html" in self.paths or self.in_bundle(path)
 
     def in_bundle(self, path: str) -> bool:
-        folder = folder_of(path)
-        packed = self.bundles.get(folder)
-        return packed is not None and in_packed(packed, path[len(folder) :])
+        return in_bundles(self.bundles, path)
 
 
 def _relative(page: str, href: str) -> str:
